@@ -1,0 +1,146 @@
+//! Channels: one configured destination each (a website platform, later WeChat and LED).
+//! Owns: the `Channel` trait, `DeliveryRequest`, `Receipt`, `DeliveryError` (transient or
+//! permanent, decided by the channel that knows its protocol) and the registry built from
+//! `channels/*.toml`. Channels know nothing about the store, templates or retries: they take
+//! the rendered payload and return an outcome.
+
+pub mod gov_site;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::{ChannelSettings, ChannelSpec};
+use crate::domain::{Action, ChannelKind};
+
+/// What the worker hands a channel: the exact bytes to send and the ids around them.
+#[derive(Debug, Clone)]
+pub struct DeliveryRequest {
+    pub delivery_id: i64,
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub action: Action,
+    /// Stable across every attempt of this delivery, so the remote side can deduplicate.
+    pub idempotency_key: String,
+    pub payload: Vec<u8>,
+}
+
+/// The channel's answer when it accepted the item.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Receipt {
+    pub remote_id: Option<String>,
+    pub url: Option<String>,
+    pub http_status: Option<u16>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Worth trying again later: timeouts, connection errors, 408, 429, 5xx.
+    Transient,
+    /// Trying the same content again cannot help: other 4xx, a refused signature ...
+    Permanent,
+}
+
+/// Why a delivery attempt failed, with what the worker and the attempt row need.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{detail}")]
+pub struct DeliveryError {
+    pub class: FailureClass,
+    /// The remote side asked to wait this long (HTTP `Retry-After`).
+    pub retry_after: Option<Duration>,
+    pub http_status: Option<u16>,
+    /// The platform's own error code, when it gave one.
+    pub remote_code: Option<String>,
+    /// What went wrong, in words an operator understands (Chinese where they read it).
+    pub detail: String,
+}
+
+impl DeliveryError {
+    pub fn transient(detail: impl Into<String>) -> Self {
+        DeliveryError {
+            class: FailureClass::Transient,
+            retry_after: None,
+            http_status: None,
+            remote_code: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn permanent(detail: impl Into<String>) -> Self {
+        DeliveryError {
+            class: FailureClass::Permanent,
+            ..DeliveryError::transient(detail)
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.class == FailureClass::Transient
+    }
+}
+
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The configured name (the file stem of `channels/<name>.toml`).
+    fn name(&self) -> &str;
+
+    fn kind(&self) -> ChannelKind;
+
+    /// The template (relative to the templates folder) that renders this channel's payload.
+    fn template(&self) -> &str;
+
+    /// Checks a rendered payload before it is stored and sent (e.g. valid JSON).
+    fn check_payload(&self, _payload: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn deliver(&self, request: &DeliveryRequest) -> Result<Receipt, DeliveryError>;
+
+    /// Reachability check for `check-config --online`.
+    async fn healthcheck(&self) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
+/// The configured channels by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    channels: BTreeMap<String, Arc<dyn Channel>>,
+}
+
+impl Registry {
+    /// Builds every configured channel. No network I/O.
+    pub fn build(settings: &ChannelSettings) -> anyhow::Result<Registry> {
+        let mut channels: BTreeMap<String, Arc<dyn Channel>> = BTreeMap::new();
+        for (name, spec) in &settings.channels {
+            let channel: Arc<dyn Channel> = match spec {
+                ChannelSpec::GovSite(cfg) => Arc::new(gov_site::GovSite::new(name, cfg.clone())?),
+            };
+            channels.insert(name.clone(), channel);
+        }
+        Ok(Registry { channels })
+    }
+
+    pub fn from_channels(list: Vec<Arc<dyn Channel>>) -> Registry {
+        Registry {
+            channels: list
+                .into_iter()
+                .map(|c| (c.name().to_string(), c))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Channel>> {
+        self.channels.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.channels.keys().map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Channel>> {
+        self.channels.values()
+    }
+}

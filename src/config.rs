@@ -1,0 +1,608 @@
+//! Settings: `config.toml`, the channel files `channels/*.toml`, environment overrides.
+//! Owns: the typed settings, `load()` (embedded defaults, then the file, then
+//! `GONGKAI__SECTION__KEY` variables), `validate()` that reports every problem at once,
+//! and secret resolution (`secret_env` / `secret_file`; `Debug` never shows a secret).
+//! Leaves building channels to `channel`, templates to `render`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The commented example config, embedded for `default-config` and the demo.
+pub const EXAMPLE_CONFIG: &str = include_str!("../config.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `sqlite://gongkai.db` (relative paths are relative to the config file's folder).
+    pub database_url: String,
+    pub templates_dir: PathBuf,
+    pub channels_dir: PathBuf,
+    pub server: ServerSettings,
+    pub api: ApiSettings,
+    pub worker: WorkerSettings,
+    pub retry: RetrySettings,
+    pub categories: Vec<Category>,
+    pub report: ReportSettings,
+    /// The folder of the config file; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// Loaded from `channels_dir`.
+    #[serde(skip)]
+    pub channels: ChannelSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "sqlite://gongkai.db".into(),
+            templates_dir: "templates".into(),
+            channels_dir: "channels".into(),
+            server: ServerSettings::default(),
+            api: ApiSettings::default(),
+            worker: WorkerSettings::default(),
+            retry: RetrySettings::default(),
+            categories: Vec::new(),
+            report: ReportSettings::default(),
+            base_dir: PathBuf::from("."),
+            channels: ChannelSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address of the HTTP API (loopback by default: put a reverse proxy in front).
+    pub listen: String,
+    /// Bodies larger than this are refused with 413 before they are read.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Name of the environment variable holding the bearer token of `/api/v1`.
+    pub token_env: Option<String>,
+    /// Or a file holding it (not committed; relative to the config folder).
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Run the delivery worker inside `serve`.
+    pub enabled: bool,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+    /// How often an idle worker looks for due deliveries (it is also woken on new work).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long a claim holds; a claim of an instance that died is taken over after this.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Name of this instance in claims and attempt rows; default host name + process id.
+    pub instance_id: Option<String>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            enabled: true,
+            concurrency: 16,
+            poll_interval: Duration::from_secs(1),
+            lease: Duration::from_secs(120),
+            instance_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Wait before the 2nd, 3rd ... attempt; the last step repeats.
+    #[serde(with = "duration_list")]
+    pub schedule: Vec<Duration>,
+    /// Each wait is changed by up to ± this fraction, at random.
+    pub jitter: f64,
+    /// Attempts (per operator retry) before a delivery is parked as dead.
+    pub max_attempts: u32,
+}
+
+/// A list of durations written with units: `["10s", "1m", "5m"]`.
+mod duration_list {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        let list: Vec<humantime_serde::Serde<Duration>> =
+            v.iter().copied().map(humantime_serde::Serde::from).collect();
+        list.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let list: Vec<humantime_serde::Serde<Duration>> = Vec::deserialize(d)?;
+        Ok(list.into_iter().map(|x| x.into_inner()).collect())
+    }
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            schedule: [10, 60, 300, 1800, 7200, 21600]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            jitter: 0.2,
+            max_attempts: 8,
+        }
+    }
+}
+
+/// One category of the department's taxonomy (主动公开目录).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    pub code: String,
+    pub name: String,
+    /// Channel names a disclosure of this category is delivered to.
+    pub channels: Vec<String>,
+    /// Deadline in working days from the formed date (条例 第二十六条: 20).
+    #[serde(default = "default_deadline")]
+    pub deadline_working_days: u32,
+}
+
+fn default_deadline() -> u32 {
+    20
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    pub baseline: Baseline,
+}
+
+/// Counts from before gongkai was used, so that cumulative (历年累计) figures are true.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Baseline {
+    /// The counts below are of the years before this one.
+    pub before_year: Option<i32>,
+    pub total: u64,
+    pub channels: BTreeMap<String, u64>,
+    pub categories: BTreeMap<String, u64>,
+}
+
+/// A secret value; `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Where a secret comes from; read only when a channel is built (`serve`, `check-config`),
+/// so that read-only commands work without the secrets in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct SecretRef {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+impl SecretRef {
+    pub fn read(&self) -> Result<Secret, String> {
+        resolve_secret(self.env.as_deref(), self.file.as_deref())?
+            .ok_or_else(|| "未配置 secret_env 或 secret_file".to_string())
+    }
+}
+
+/// The channels of `channels/*.toml`, by name (the file stem).
+#[derive(Debug, Clone, Default)]
+pub struct ChannelSettings {
+    pub channels: BTreeMap<String, ChannelSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChannelSpec {
+    GovSite(GovSiteConfig),
+}
+
+impl ChannelSpec {
+    pub fn kind(&self) -> crate::domain::ChannelKind {
+        match self {
+            ChannelSpec::GovSite(_) => crate::domain::ChannelKind::GovSite,
+        }
+    }
+    pub fn template(&self) -> &str {
+        match self {
+            ChannelSpec::GovSite(c) => &c.template,
+        }
+    }
+}
+
+/// `channels/<name>.toml` with `kind = "gov_site"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GovSiteFile {
+    /// The platform's base URL; gongkai posts to `{base_url}/v1/disclosures`.
+    pub base_url: String,
+    pub app_key: String,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    #[serde(default = "default_gov_site_template")]
+    pub template: String,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_gov_site_template() -> String {
+    "gov_site/disclosure.json.j2".into()
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone)]
+pub struct GovSiteConfig {
+    pub base_url: String,
+    pub app_key: String,
+    pub secret: SecretRef,
+    pub template: String,
+    pub timeout: Duration,
+}
+
+/// A list of problems, each naming where it is; shown one per line.
+#[derive(Debug)]
+pub struct Problems(pub Vec<String>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "配置有 {} 处问题：", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl Settings {
+    /// Loads `path` (it must exist), the channel files and the environment overrides, then
+    /// validates everything; every problem is reported at once.
+    pub fn load(path: &Path) -> anyhow::Result<Settings> {
+        if !path.exists() {
+            anyhow::bail!(
+                "配置文件 {} 不存在（可用 `gongkai default-config > config.toml` 生成示例，或用 --config 指定）",
+                path.display()
+            );
+        }
+        let figment = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("GONGKAI__").split("__"));
+        let mut settings: Settings = figment.extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| describe_figment(&e)).collect();
+            anyhow::Error::new(Problems(msgs))
+        })?;
+        settings.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut problems = Vec::new();
+        settings.channels = load_channels(&settings.resolve(&settings.channels_dir), &mut problems);
+        problems.extend(settings.validate());
+        if !problems.is_empty() {
+            return Err(anyhow::Error::new(Problems(problems)));
+        }
+        Ok(settings)
+    }
+
+    /// A path from the config, relative to the config file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// `database_url` with a relative SQLite path made relative to the config folder.
+    pub fn resolved_database_url(&self) -> String {
+        if let Some(rest) = self.database_url.strip_prefix("sqlite://") {
+            let path = Path::new(rest);
+            if !path.is_absolute() && rest != ":memory:" {
+                return format!("sqlite://{}", self.base_dir.join(path).display());
+            }
+        }
+        self.database_url.clone()
+    }
+
+    pub fn templates_path(&self) -> PathBuf {
+        self.resolve(&self.templates_dir)
+    }
+
+    pub fn category(&self, code: &str) -> Option<&Category> {
+        self.categories.iter().find(|c| c.code == code)
+    }
+
+    /// The bearer token that protects `/api/v1`, if one is configured.
+    pub fn api_token(&self) -> anyhow::Result<Option<Secret>> {
+        resolve_secret(
+            self.api.token_env.as_deref(),
+            self.api.token_file.as_deref().map(|p| self.resolve(p)).as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!("[api] 令牌：{e}"))
+    }
+
+    pub fn instance_id(&self) -> String {
+        self.worker.instance_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "gongkai".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    /// Every problem with the settings, each naming the key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!(
+                "server.listen = {:?}：不是有效的监听地址（应如 127.0.0.1:8080）",
+                self.server.listen
+            ));
+        }
+        if self.server.max_body_bytes == 0 {
+            p.push("server.max_body_bytes：必须大于 0".into());
+        }
+        if self.worker.concurrency == 0 {
+            p.push("worker.concurrency：必须至少为 1".into());
+        }
+        if self.worker.lease < Duration::from_secs(1) {
+            p.push("worker.lease：至少 1s".into());
+        }
+        if self.retry.schedule.is_empty() {
+            p.push("retry.schedule：至少需要一个间隔，如 [\"10s\", \"1m\"]".into());
+        }
+        if !(0.0..1.0).contains(&self.retry.jitter) {
+            p.push(format!(
+                "retry.jitter = {}：应在 0 到 1 之间（不含 1）",
+                self.retry.jitter
+            ));
+        }
+        if self.retry.max_attempts == 0 {
+            p.push("retry.max_attempts：必须至少为 1".into());
+        }
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            p.push(format!(
+                "database_url = {:?}：应以 sqlite:// 或 postgres:// 开头",
+                self.database_url
+            ));
+        }
+        if self.categories.is_empty() {
+            p.push("categories：至少需要一个 [[categories]] 分类".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, c) in self.categories.iter().enumerate() {
+            let at = format!("categories[{i}]（{}）", c.code);
+            if c.code.trim().is_empty() {
+                p.push(format!("categories[{i}].code：不能为空"));
+            } else if !seen.insert(c.code.as_str()) {
+                p.push(format!("{at}.code：分类代码重复"));
+            }
+            if c.name.trim().is_empty() {
+                p.push(format!("{at}.name：不能为空"));
+            }
+            for ch in &c.channels {
+                if !self.channels.channels.contains_key(ch) {
+                    p.push(format!(
+                        "{at}.channels：渠道 {ch:?} 未配置（{} 中没有 {ch}.toml）",
+                        self.channels_dir.display()
+                    ));
+                }
+            }
+            if c.deadline_working_days == 0 {
+                p.push(format!("{at}.deadline_working_days：必须至少为 1"));
+            }
+        }
+        for ch in self.report.baseline.channels.keys() {
+            if !self.channels.channels.contains_key(ch) {
+                p.push(format!("report.baseline.channels.{ch}：渠道 {ch:?} 未配置"));
+            }
+        }
+        for code in self.report.baseline.categories.keys() {
+            if self.category(code).is_none() {
+                p.push(format!("report.baseline.categories.{code}：分类 {code:?} 未配置"));
+            }
+        }
+        let templates = self.templates_path();
+        if !templates.is_dir() {
+            p.push(format!(
+                "templates_dir：模板目录 {} 不存在",
+                templates.display()
+            ));
+        } else {
+            for (name, spec) in &self.channels.channels {
+                let t = templates.join(spec.template());
+                if !t.is_file() {
+                    p.push(format!(
+                        "channels/{name}.toml template = {:?}：模板文件 {} 不存在",
+                        spec.template(),
+                        t.display()
+                    ));
+                }
+            }
+        }
+        p
+    }
+}
+
+fn describe_figment(e: &figment::Error) -> String {
+    let mut s = String::new();
+    if !e.path.is_empty() {
+        s.push_str(&e.path.join("."));
+        s.push_str("：");
+    }
+    s.push_str(&e.kind.to_string());
+    if let Some(md) = &e.metadata {
+        if let Some(src) = &md.source {
+            s.push_str(&format!("（来源：{src}）"));
+        } else {
+            s.push_str(&format!("（来源：{}）", md.name));
+        }
+    }
+    s
+}
+
+/// Reads a secret from the named environment variable, or else from the file.
+pub fn resolve_secret(env: Option<&str>, file: Option<&Path>) -> Result<Option<Secret>, String> {
+    if let Some(var) = env {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => return Ok(Some(Secret::new(v.trim()))),
+            _ if file.is_some() => {}
+            _ => return Err(format!("环境变量 {var} 未设置或为空")),
+        }
+    }
+    if let Some(path) = file {
+        let v = std::fs::read_to_string(path)
+            .map_err(|e| format!("无法读取密钥文件 {}：{e}", path.display()))?;
+        if v.trim().is_empty() {
+            return Err(format!("密钥文件 {} 为空", path.display()));
+        }
+        return Ok(Some(Secret::new(v.trim())));
+    }
+    Ok(None)
+}
+
+/// Reads every `*.toml` in `dir`; problems are appended, each naming the file.
+pub fn load_channels(dir: &Path, problems: &mut Vec<String>) -> ChannelSettings {
+    let mut out = ChannelSettings::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(format!("channels_dir：无法读取渠道目录 {}：{e}", dir.display()));
+            return out;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let shown = file.display().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            problems.push(format!(
+                "{shown}：渠道名（文件名）只能含小写字母、数字、- 和 _"
+            ));
+            continue;
+        }
+        match load_channel(dir, &file) {
+            Ok(spec) => {
+                out.channels.insert(name, spec);
+            }
+            Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{shown}：{e}"))),
+        }
+    }
+    out
+}
+
+fn load_channel(dir: &Path, file: &Path) -> Result<ChannelSpec, Vec<String>> {
+    let text = std::fs::read_to_string(file).map_err(|e| vec![format!("无法读取：{e}")])?;
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![format!("TOML 格式错误：{}", e.message())])?;
+    let kind = match table.remove("kind") {
+        Some(toml::Value::String(k)) => k,
+        Some(_) => return Err(vec!["kind：应为字符串，如 kind = \"gov_site\"".into()]),
+        None => return Err(vec!["缺少 kind（渠道类型，如 kind = \"gov_site\"）".into()]),
+    };
+    match kind.as_str() {
+        "gov_site" => {
+            let f: GovSiteFile = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| vec![e.message().to_string()])?;
+            let mut errs = Vec::new();
+            if !(f.base_url.starts_with("http://") || f.base_url.starts_with("https://")) {
+                errs.push(format!(
+                    "base_url = {:?}：应以 http:// 或 https:// 开头",
+                    f.base_url
+                ));
+            }
+            if f.app_key.trim().is_empty() {
+                errs.push("app_key：不能为空".into());
+            }
+            if f.secret_env.is_none() && f.secret_file.is_none() {
+                errs.push("需要 secret_env（存放签名密钥的环境变量名）或 secret_file".into());
+            }
+            if !errs.is_empty() {
+                return Err(errs);
+            }
+            Ok(ChannelSpec::GovSite(GovSiteConfig {
+                base_url: f.base_url.trim_end_matches('/').to_string(),
+                app_key: f.app_key,
+                secret: SecretRef {
+                    env: f.secret_env,
+                    file: f.secret_file.map(|p| if p.is_absolute() { p } else { dir.join(p) }),
+                },
+                template: f.template,
+                timeout: f.timeout,
+            }))
+        }
+        other => Err(vec![format!(
+            "kind = {other:?}：未知的渠道类型（可选：gov_site）"
+        )]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = Secret::new("topsecret");
+        assert!(!format!("{s:?}").contains("topsecret"));
+    }
+}

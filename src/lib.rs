@@ -1,0 +1,18 @@
+//! gongkai: publishes a department's approved disclosures (政府信息公开) to every configured
+//! channel and keeps the per-channel delivery ledger the annual report is counted from.
+//! This file only lists the modules, so that `tests/` and `benches/` can reach everything.
+
+pub mod app;
+pub mod channel;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod demo;
+pub mod disclosure;
+pub mod domain;
+pub mod http;
+pub mod render;
+pub mod report;
+pub mod sandbox;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! The sandbox: emulators of the remote systems (to be written).

@@ -1,0 +1,361 @@
+//! The delivery ledger behind one trait. Owns: the row types, `StoreError`, the `Store`
+//! trait with methods named by intent, and `connect(database_url)` that picks the
+//! implementation from the URL scheme. Leaves validation, routing and retry policy to the
+//! callers; the store keeps the invariants that must hold in one transaction (idempotent
+//! ingest, claims with leases, superseding, append-only attempts).
+//!
+//! Designed so that several daemon instances can share one database: a delivery is worked
+//! only under a claim (`claimed_by`, `claim_token`, `claimed_until`); a claim whose lease
+//! expired (the instance died) is taken over, and the lost attempt is written down.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::domain::{Action, AttemptOutcome, AttemptTrigger, ChannelKind, DeliveryStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row not found".into()),
+            other => StoreError::Other(anyhow::Error::new(other)),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A revision to store, with everything derived from it that the ledger indexes.
+#[derive(Debug, Clone)]
+pub struct NewDisclosure {
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub title: String,
+    pub category: String,
+    pub publish_date: Option<NaiveDate>,
+    pub formed_date: NaiveDate,
+    /// Lowercase hex SHA-256 of `json`: equal hashes = the same content (idempotent resubmit).
+    pub content_hash: String,
+    /// The validated disclosure as canonical JSON (`serde_json::to_string(&Disclosure)`).
+    pub json: String,
+    /// Who handed it in: "api", "cli:<user>" ...
+    pub submitted_by: String,
+}
+
+/// One delivery to create with the revision.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub channel: String,
+    pub kind: ChannelKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredDisclosure {
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub title: String,
+    pub category: String,
+    pub publish_date: Option<NaiveDate>,
+    pub formed_date: NaiveDate,
+    pub content_hash: String,
+    pub json: String,
+    pub submitted_by: String,
+    pub received_at: DateTime<Utc>,
+    /// Set on every revision of a withdrawn disclosure.
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    pub withdrawn_by: Option<String>,
+    pub withdraw_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// A new revision was stored; these deliveries were created.
+    Created { delivery_ids: Vec<i64> },
+    /// The same revision with the same content was stored before; nothing new was created.
+    /// `delivery_ids` are the deliveries the first submission created.
+    Unchanged { delivery_ids: Vec<i64> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WithdrawOutcome {
+    /// Withdrawn now: unfinished publish deliveries were cancelled (`cancelled`) and a
+    /// withdraw delivery was created for each channel that may hold the item (`delivery_ids`).
+    Withdrawn {
+        cancelled: Vec<i64>,
+        delivery_ids: Vec<i64>,
+    },
+    /// It had been withdrawn before; nothing changed.
+    AlreadyWithdrawn { delivery_ids: Vec<i64> },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub channel: String,
+    pub kind: ChannelKind,
+    pub action: Action,
+    pub status: DeliveryStatus,
+    /// Attempts started so far (including one in flight).
+    pub attempts: i64,
+    /// `attempts` at the last operator retry: the retry policy counts from here.
+    pub attempts_base: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Trigger of the next attempt: `manual` after an operator retry until it is claimed.
+    pub next_trigger: AttemptTrigger,
+    pub requested_by: Option<String>,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub remote_id: Option<String>,
+    pub url: Option<String>,
+    pub last_error: Option<String>,
+    /// The exact bytes sent to the channel, fixed before the first send.
+    #[serde(skip)]
+    pub payload: Option<Vec<u8>>,
+    pub payload_sha256: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the channel first accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub delivery_id: i64,
+    pub number: i64,
+    pub trigger: AttemptTrigger,
+    /// The operator who asked, for manual attempts.
+    pub requested_by: Option<String>,
+    pub instance: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: AttemptOutcome,
+    pub http_status: Option<i64>,
+    pub remote_code: Option<String>,
+    pub detail: Option<String>,
+    pub remote_id: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// A delivery taken by one worker, with its claim token and what it needs to work.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: DeliveryRow,
+    pub disclosure: StoredDisclosure,
+    /// The number of the attempt this claim makes (= `delivery.attempts` after the claim).
+    pub attempt_number: i64,
+    pub trigger: AttemptTrigger,
+    pub requested_by: Option<String>,
+    /// Unique per claim: completion is accepted only with the token of the current claim.
+    pub claim_token: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The attempt a worker finished, to append.
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    pub number: i64,
+    pub trigger: AttemptTrigger,
+    pub requested_by: Option<String>,
+    pub instance: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: AttemptOutcome,
+    pub http_status: Option<i64>,
+    pub remote_code: Option<String>,
+    pub detail: Option<String>,
+    pub remote_id: Option<String>,
+}
+
+/// What the delivery becomes after the attempt.
+#[derive(Debug, Clone)]
+pub enum NextState {
+    Delivered {
+        remote_id: Option<String>,
+        url: Option<String>,
+    },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub delivery_id: i64,
+    pub claim_token: String,
+    pub attempt: NewAttempt,
+    pub next: NextState,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub statuses: Vec<DeliveryStatus>,
+    pub channel: Option<String>,
+    pub disclosure_id: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum RetryResult {
+    /// Due now, with a manual trigger.
+    Scheduled { id: i64 },
+    /// Not retried; `reason` says why (already delivered, withdrawn, in flight, unknown id).
+    Refused { id: i64, reason: String },
+}
+
+/// One delivered publish delivery, for counting (report).
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedRow {
+    pub disclosure_id: String,
+    pub category: String,
+    pub channel: String,
+    pub kind: ChannelKind,
+    /// The item's publish_date (of its first revision that has one).
+    pub publish_date: Option<NaiveDate>,
+    /// The first time this channel accepted any revision of the item.
+    pub first_delivered_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a revision and, in the same transaction, its deliveries (status `pending`,
+    /// due now). Idempotent on `(disclosure_id, revision)`:
+    /// - same content hash as stored -> `Unchanged` (nothing created);
+    /// - different content -> `Conflict`;
+    /// - lower than a revision already stored, or the disclosure was withdrawn -> `Conflict`.
+    ///
+    /// A higher revision supersedes the older ones: their publish deliveries that are not
+    /// finished and not in flight (`pending`, `retrying`, `dead`) become `withdrawn` with
+    /// `last_error` saying which revision replaced them.
+    async fn insert_disclosure(
+        &self,
+        new: &NewDisclosure,
+        deliveries: &[NewDelivery],
+        now: DateTime<Utc>,
+    ) -> StoreResult<IngestOutcome>;
+
+    /// The latest revision, or the one asked for.
+    async fn get_disclosure(
+        &self,
+        disclosure_id: &str,
+        revision: Option<i64>,
+    ) -> StoreResult<StoredDisclosure>;
+
+    /// Withdraws (撤回) every revision of a disclosure, in one transaction: unfinished
+    /// publish deliveries that are not in flight become `withdrawn` (never sent); a
+    /// `withdraw` delivery for the latest revision is created for each channel whose
+    /// publish deliveries were delivered or were attempted at least once (the platform may
+    /// hold the item). `NotFound` for an unknown id.
+    async fn withdraw_disclosure(
+        &self,
+        disclosure_id: &str,
+        by: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<WithdrawOutcome>;
+
+    /// Claims up to `limit` due deliveries for `instance`, oldest due first:
+    /// `pending`/`retrying` with `next_attempt_at <= now`, and `in_flight` whose lease
+    /// (`claimed_until`) expired; for those, a `lost` attempt is appended first.
+    /// A delivery is not claimed while an older delivery (smaller id) of the same
+    /// disclosure and channel is `pending`, `in_flight` or `retrying` (order: revision 1
+    /// before revision 2, publish before withdraw). Each claim sets status `in_flight`,
+    /// increments `attempts`, sets a fresh `claim_token` and `claimed_until = now + lease`,
+    /// and resets `next_trigger` to scheduled.
+    async fn claim_due(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<Claimed>>;
+
+    /// Fixes the exact bytes to send, before the first send. Only under the current claim
+    /// and only when no payload was stored yet (`Conflict` otherwise).
+    async fn store_payload(
+        &self,
+        delivery_id: i64,
+        claim_token: &str,
+        payload: &[u8],
+        payload_sha256: &str,
+    ) -> StoreResult<()>;
+
+    /// Appends the attempt row and moves the delivery to its next state, in one
+    /// transaction. The attempt is always appended; the state changes only if
+    /// `claim_token` is still the delivery's claim (otherwise another instance took it
+    /// over and owns the state). `Retry`/`Dead` for a publish delivery that a newer
+    /// delivery of the same disclosure and channel superseded become `withdrawn` instead.
+    async fn complete_attempt(&self, completion: &Completion) -> StoreResult<()>;
+
+    /// Gives a claim back without an attempt (graceful shutdown before sending): the
+    /// delivery is due again at once, `attempts` is decremented.
+    async fn release_claim(&self, delivery_id: i64, claim_token: &str) -> StoreResult<()>;
+
+    async fn list_deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>>;
+
+    async fn get_delivery(&self, id: i64) -> StoreResult<DeliveryRow>;
+
+    /// Every attempt of a delivery, in order.
+    async fn list_attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRow>>;
+
+    /// Operator retry: each `dead`, `retrying` or `pending` delivery becomes `pending`, due
+    /// now, with `next_trigger = manual`, `requested_by = by` and
+    /// `attempts_base = attempts` (a fresh retry budget). History is never deleted.
+    /// Others are refused with a reason (delivered, withdrawn, in flight, unknown id).
+    async fn retry_now(
+        &self,
+        ids: &[i64],
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<RetryResult>>;
+
+    /// Every publish delivery that was delivered at least once (status `delivered`, or
+    /// `withdrawn` with `delivered_at` set), one row per (disclosure, channel), for counting.
+    async fn list_published(&self) -> StoreResult<Vec<PublishedRow>>;
+
+    /// The earliest time a due delivery becomes due (for the worker's sleep), if any.
+    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
+}
+
+/// Opens the store named by `database_url` and runs its migrations.
+/// `sqlite://path` (created if missing); `postgres://` comes in a later issue.
+pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(rest) = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+    {
+        let store = sqlite::SqliteStore::open(rest).await?;
+        Ok(Arc::new(store))
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+    {
+        anyhow::bail!(
+            "database_url {database_url:?}: PostgreSQL 存储尚未实现（本版本只支持 sqlite://文件路径）"
+        )
+    } else {
+        anyhow::bail!(
+            "database_url {database_url:?} 无法识别：应以 sqlite:// 开头，例如 sqlite://gongkai.db"
+        )
+    }
+}
