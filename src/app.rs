@@ -1,1 +1,154 @@
-//! app (to be written)
+//! The daemon assembled: store, templates, channels, the ledger, the HTTP listener and the
+//! delivery worker, built from `Settings`. `Application::build` binds the listener (port 0
+//! works, for tests) without serving; `run_until_stopped` serves the API and runs the worker
+//! until shutdown and says which one stopped and why.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::channel::Registry;
+use crate::config::Settings;
+use crate::delivery::worker::Worker;
+use crate::delivery::Ledger;
+use crate::http::{router, AppState};
+use crate::render::Renderer;
+use crate::store;
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    worker: Arc<Worker>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let token = settings.api_token()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "未配置 API 令牌：请在 [api] 中设置 token_env（环境变量名）或 token_file"
+            )
+        })?;
+        let store = store::connect(&settings.resolved_database_url())
+            .await
+            .with_context(|| format!("打开数据库 {}", settings.database_url))?;
+        let renderer = Renderer::load(&settings.templates_path())
+            .map_err(|p| anyhow::Error::new(crate::config::Problems(p)))?;
+        let registry = Registry::build(&settings.channels).context("建立渠道")?;
+        let ledger = Arc::new(Ledger::new(store.clone(), settings.clone()));
+        let worker = Arc::new(Worker::new(
+            store,
+            registry,
+            Arc::new(renderer),
+            settings.clone(),
+            ledger.wake.clone(),
+        ));
+        let listener = TcpListener::bind(&settings.server.listen)
+            .await
+            .with_context(|| format!("监听 {}（server.listen）", settings.server.listen))?;
+        let addr = listener.local_addr()?;
+        Ok(Application {
+            listener,
+            addr,
+            state: AppState {
+                ledger,
+                token: Some(token),
+            },
+            worker,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.state.ledger.clone()
+    }
+
+    pub fn worker(&self) -> Arc<Worker> {
+        self.worker.clone()
+    }
+
+    /// Serves the API and (if enabled) runs the worker until `shutdown` turns true. If
+    /// either stops on its own, the other is stopped too, and the error says which one.
+    pub async fn run_until_stopped(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let settings = self.state.ledger.settings.clone();
+        // One internal stop signal for both halves: the outside request, or one half ending.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut outside = shutdown;
+        let forward_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            let _ = outside.wait_for(|s| *s).await;
+            let _ = forward_tx.send(true);
+        });
+        let mut http_stop = stop_rx.clone();
+        let server = axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .into_future();
+        tracing::info!(listen = %self.addr, "API listening");
+        let worker = async {
+            if settings.worker.enabled {
+                self.worker.run_until_stopped(stop_rx).await;
+            } else {
+                let mut rx = stop_rx;
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        tokio::pin!(server, worker);
+        tokio::select! {
+            res = &mut server => {
+                let _ = stop_tx.send(true);
+                worker.await;
+                match res {
+                    Ok(()) => tracing::info!("HTTP server stopped"),
+                    Err(e) => return Err(anyhow::Error::new(e).context("HTTP 服务异常停止")),
+                }
+            }
+            () = &mut worker => {
+                let _ = stop_tx.send(true);
+                let res = server.await;
+                tracing::info!("delivery worker stopped");
+                res.context("HTTP 服务异常停止")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A watch that turns true on Ctrl-C or SIGTERM.
+pub fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+        tracing::info!("shutdown requested: finishing attempts in flight");
+        let _ = tx.send(true);
+    });
+    rx
+}

@@ -131,8 +131,11 @@ mod duration_list {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-        let list: Vec<humantime_serde::Serde<Duration>> =
-            v.iter().copied().map(humantime_serde::Serde::from).collect();
+        let list: Vec<humantime_serde::Serde<Duration>> = v
+            .iter()
+            .copied()
+            .map(humantime_serde::Serde::from)
+            .collect();
         list.serialize(s)
     }
 
@@ -358,7 +361,11 @@ impl Settings {
     pub fn api_token(&self) -> anyhow::Result<Option<Secret>> {
         resolve_secret(
             self.api.token_env.as_deref(),
-            self.api.token_file.as_deref().map(|p| self.resolve(p)).as_deref(),
+            self.api
+                .token_file
+                .as_deref()
+                .map(|p| self.resolve(p))
+                .as_deref(),
         )
         .map_err(|e| anyhow::anyhow!("[api] 令牌：{e}"))
     }
@@ -444,7 +451,9 @@ impl Settings {
         }
         for code in self.report.baseline.categories.keys() {
             if self.category(code).is_none() {
-                p.push(format!("report.baseline.categories.{code}：分类 {code:?} 未配置"));
+                p.push(format!(
+                    "report.baseline.categories.{code}：分类 {code:?} 未配置"
+                ));
             }
         }
         let templates = self.templates_path();
@@ -512,7 +521,10 @@ pub fn load_channels(dir: &Path, problems: &mut Vec<String>) -> ChannelSettings 
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            problems.push(format!("channels_dir：无法读取渠道目录 {}：{e}", dir.display()));
+            problems.push(format!(
+                "channels_dir：无法读取渠道目录 {}：{e}",
+                dir.display()
+            ));
             return out;
         }
     };
@@ -584,7 +596,9 @@ fn load_channel(dir: &Path, file: &Path) -> Result<ChannelSpec, Vec<String>> {
                 app_key: f.app_key,
                 secret: SecretRef {
                     env: f.secret_env,
-                    file: f.secret_file.map(|p| if p.is_absolute() { p } else { dir.join(p) }),
+                    file: f
+                        .secret_file
+                        .map(|p| if p.is_absolute() { p } else { dir.join(p) }),
                 },
                 template: f.template,
                 timeout: f.timeout,

@@ -1,1 +1,237 @@
-//! demo (to be written)
+//! `gongkai demo`: the whole flow on embedded defaults, on a fresh machine. It lays out a
+//! working folder (config, channel file, templates, secrets), starts the website platform
+//! emulator and the daemon on loopback, submits the bundled 23 disclosures of a 民政局's
+//! 2017 over the real HTTP API, waits until every delivery has landed, and prints the
+//! per-channel summary and the year's counts. Exit status 0 only when everything landed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use include_dir::{include_dir, Dir};
+use tokio::net::TcpListener;
+
+use crate::app::Application;
+use crate::config::{Settings, EXAMPLE_CONFIG};
+use crate::domain::DeliveryStatus;
+use crate::report;
+use crate::sandbox;
+use crate::store::DeliveryFilter;
+
+static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+static EXAMPLES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/disclosures/2017");
+
+const DEMO_APP_KEY: &str = "zpmzj";
+const DEMO_YEAR: i32 = 2017;
+
+/// The bundled example disclosures, sorted by file name: (file name, JSON).
+pub fn examples() -> Vec<(&'static str, &'static [u8])> {
+    let mut v: Vec<_> = EXAMPLES
+        .files()
+        .filter(|f| f.path().extension().is_some_and(|x| x == "json"))
+        .map(|f| {
+            (
+                f.path().file_name().and_then(|n| n.to_str()).unwrap_or(""),
+                f.contents(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes config.toml, channels/gov_site.toml, templates/ and secrets/ into `dir`, for a
+/// website platform at `gov_site_base`. Returns the config path.
+pub fn lay_out(
+    dir: &Path,
+    gov_site_base: &str,
+    secret: &str,
+    api_token: &str,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir.join("channels"))?;
+    std::fs::create_dir_all(dir.join("secrets"))?;
+    TEMPLATES
+        .extract(dir.join("templates"))
+        .context("写出模板")?;
+    std::fs::write(dir.join("secrets/gov_site.key"), secret)?;
+    std::fs::write(dir.join("secrets/api_token"), api_token)?;
+    let config = EXAMPLE_CONFIG
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "token_env = \"GONGKAI_API_TOKEN\"",
+            "token_file = \"secrets/api_token\"",
+        );
+    anyhow::ensure!(
+        config.contains("127.0.0.1:0") && config.contains("secrets/api_token"),
+        "the embedded example config changed: the demo cannot adapt it"
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config)?;
+    std::fs::write(
+        dir.join("channels/gov_site.toml"),
+        format!(
+            "# 演示用：指向本机的网站平台仿真\nkind = \"gov_site\"\nbase_url = \"{gov_site_base}\"\napp_key = \"{DEMO_APP_KEY}\"\nsecret_file = \"../secrets/gov_site.key\"\ntemplate = \"gov_site/disclosure.json.j2\"\ntimeout = \"10s\"\n"
+        ),
+    )?;
+    Ok(path)
+}
+
+pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
+    let tmp;
+    let dir: PathBuf = match keep {
+        Some(d) => {
+            if d.join("gongkai.db").exists() {
+                anyhow::bail!(
+                    "{} 中已有 gongkai.db：请换一个空目录（演示从空台账开始）",
+                    d.display()
+                );
+            }
+            std::fs::create_dir_all(d).with_context(|| format!("创建目录 {}", d.display()))?;
+            d.to_path_buf()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    println!(
+        "gongkai 演示：漳平市民政局 2017 年的 {} 条主动公开信息",
+        examples().len()
+    );
+    println!("工作目录：{}", dir.display());
+
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let sandbox = sandbox::spawn(
+        TcpListener::bind("127.0.0.1:0").await?,
+        sandbox::SandboxConfig {
+            gov_site_apps: vec![sandbox::GovSiteApp {
+                app_key: DEMO_APP_KEY.into(),
+                secret: secret.clone(),
+            }],
+        },
+    )
+    .await;
+    println!("1. 网站平台仿真已启动：{}", sandbox.base_url());
+    let config = lay_out(
+        &dir,
+        &format!("{}/gov_site", sandbox.base_url()),
+        &secret,
+        &token,
+    )?;
+    let settings = Settings::load(&config)?;
+    let app = Application::build(settings).await?;
+    let api = format!("http://{}", app.addr());
+    let ledger = app.ledger();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let daemon = tokio::spawn(app.run_until_stopped(stop_rx));
+    println!("2. gongkai 守护进程已启动：{api}");
+
+    let client = reqwest::Client::new();
+    let examples = examples();
+    let mut submitted = 0;
+    for (name, body) in &examples {
+        let resp = client
+            .post(format!("{api}/api/v1/disclosures"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .with_context(|| format!("提交 {name}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            anyhow::bail!("提交 {name} 被拒绝（HTTP {status}）：{text}");
+        }
+        submitted += 1;
+    }
+    println!("3. 已通过 API 提交 {submitted} 条公开件，等待投递……");
+
+    let started = Instant::now();
+    let deadline = Duration::from_secs(120);
+    let mut last_line = String::new();
+    let rows = loop {
+        let rows = ledger
+            .store
+            .list_deliveries(&DeliveryFilter::default())
+            .await?;
+        let done = rows.iter().filter(|d| d.status.is_final()).count();
+        let delivered = rows
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Delivered)
+            .count();
+        let line = format!("   投递进度：{done}/{}（已送达 {delivered}）", rows.len());
+        if line != last_line {
+            println!("{line}");
+            last_line = line;
+        }
+        if done == rows.len() || started.elapsed() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    println!("\n4. 各渠道投递结果：");
+    let mut channels: Vec<&str> = rows.iter().map(|d| d.channel.as_str()).collect();
+    channels.sort();
+    channels.dedup();
+    let mut all_delivered = !rows.is_empty();
+    for ch in channels {
+        let of = |st: DeliveryStatus| {
+            rows.iter()
+                .filter(|d| d.channel == ch && d.status == st)
+                .count()
+        };
+        let total = rows.iter().filter(|d| d.channel == ch).count();
+        let delivered = of(DeliveryStatus::Delivered);
+        all_delivered &= delivered == total;
+        println!(
+            "   {ch}：已送达 {delivered}/{total}，失败 {}，未完成 {}",
+            of(DeliveryStatus::Dead),
+            total - delivered - of(DeliveryStatus::Dead) - of(DeliveryStatus::Withdrawn)
+        );
+    }
+    let state: serde_json::Value = client
+        .get(format!("{}/_sandbox/state", sandbox.base_url()))
+        .send()
+        .await?
+        .json()
+        .await
+        .context("读取仿真平台状态")?;
+    let duplicates = state["gov_site"]["duplicates"].as_u64().unwrap_or(0);
+    println!(
+        "   网站平台仿真：共收到请求 {}，发布稿件 {} 篇，重复提交 {duplicates} 次",
+        state["gov_site"]["requests"],
+        state["gov_site"]["docs"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    );
+
+    let published = ledger.store.list_published().await?;
+    let r = report::build(&ledger.settings, &published, DEMO_YEAR);
+    println!("\n5. {DEMO_YEAR} 年主动公开统计：\n");
+    println!("{}", report::to_markdown(&r));
+
+    let _ = stop_tx.send(true);
+    daemon.await.context("守护进程")??;
+    sandbox.shutdown().await;
+
+    if keep.is_some() {
+        println!("数据库与配置保留在 {}，可继续查看：", dir.display());
+        println!(
+            "  gongkai --config {}/config.toml deliveries",
+            dir.display()
+        );
+        println!(
+            "  gongkai --config {}/config.toml report --year {DEMO_YEAR} --format json",
+            dir.display()
+        );
+    }
+    if !all_delivered || duplicates > 0 {
+        anyhow::bail!("演示未全部成功：有投递未送达或平台收到重复提交");
+    }
+    println!("演示完成：全部 {} 个投递均已送达。", rows.len());
+    Ok(())
+}

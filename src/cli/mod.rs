@@ -1,1 +1,208 @@
-//! cli (to be written)
+//! The command line: `gongkai [--config FILE] <command>`. Parsing with clap, then one
+//! function per command. Read-only and operator commands work on the store directly (SQLite
+//! is shared safely between processes), so they work whether or not the daemon runs; a
+//! running daemon picks up operator retries at its next poll.
+
+mod ops;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gongkai",
+    version,
+    about = "政府信息公开多渠道发布与投递台账 / publishes approved disclosures to every channel"
+)]
+pub struct Cli {
+    /// 配置文件 / the config file
+    #[arg(
+        long,
+        global = true,
+        default_value = "config.toml",
+        env = "GONGKAI_CONFIG"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// 运行守护进程：HTTP API 与投递进程 / run the API and the delivery worker
+    Serve,
+    /// 提交一个已审核的公开件（JSON 文件，- 表示标准输入）/ submit an approved disclosure
+    Submit {
+        /// JSON 文件路径，或 - 读标准输入
+        file: String,
+        /// 提交人（记入台账）
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+    /// 撤回一个公开件（各渠道下架）/ withdraw a disclosure from every channel
+    Withdraw {
+        disclosure_id: String,
+        /// 撤回原因
+        #[arg(long)]
+        reason: Option<String>,
+        /// 操作人（记入台账）
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+    /// 查看投递 / list deliveries, or `deliveries show ID`
+    Deliveries(DeliveriesArgs),
+    /// 手动重试投递 / retry deliveries now
+    Retry(RetryArgs),
+    /// 主动公开年度统计 / year counts of proactive disclosure
+    Report {
+        #[arg(long)]
+        year: i32,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+        /// 写入文件而不是标准输出
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// 检查配置、渠道和模板，列出全部问题 / validate config, channels and templates
+    CheckConfig,
+    /// 打印带注释的示例配置 / print the commented example config
+    DefaultConfig,
+    /// 执行数据库迁移 / apply database migrations
+    Migrate,
+    /// 运行外部系统仿真（网站平台）/ run the emulators of the remote systems
+    Sandbox {
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: std::net::SocketAddr,
+        /// 额外接受的网站平台应用：APP_KEY=SECRET（默认接受配置中各 gov_site 渠道的 app_key 与密钥）
+        #[arg(long = "app")]
+        apps: Vec<String>,
+    },
+    /// 演示：用内置示例（2017年漳平市民政局 23 条）跑完整流程 / run the whole flow on bundled data
+    Demo {
+        /// 保留数据库与配置到该目录，之后可用 --config DIR/config.toml 查看
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DeliveriesArgs {
+    #[command(subcommand)]
+    pub show: Option<DeliveriesCommand>,
+    /// 按状态筛选：pending, in_flight, delivered, retrying, dead, withdrawn（可逗号分隔）
+    #[arg(long)]
+    pub status: Option<String>,
+    /// 按渠道筛选
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// 按公开件筛选
+    #[arg(long)]
+    pub disclosure: Option<String>,
+    /// 输出 JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// 查看一个投递及其全部尝试记录
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// 投递 ID（可多个）
+    #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+    pub ids: Vec<i64>,
+    /// 重试全部失败（dead）和等待重试的投递
+    #[arg(long)]
+    pub failed: bool,
+    /// 与 --failed 一起使用：只重试该渠道
+    #[arg(long, requires = "failed")]
+    pub channel: Option<String>,
+    /// 操作人（记入台账）
+    #[arg(long, env = "USER", default_value = "cli")]
+    pub by: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Csv,
+    Json,
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => ops::serve(&cli.config).await,
+        Command::Submit { file, by } => ops::submit(&cli.config, &file, &by).await,
+        Command::Withdraw {
+            disclosure_id,
+            reason,
+            by,
+        } => ops::withdraw(&cli.config, &disclosure_id, reason.as_deref(), &by).await,
+        Command::Deliveries(args) => match args.show {
+            Some(DeliveriesCommand::Show { id, json }) => {
+                ops::show_delivery(&cli.config, id, json).await
+            }
+            None => ops::list_deliveries(&cli.config, &args).await,
+        },
+        Command::Retry(args) => ops::retry(&cli.config, &args).await,
+        Command::Report { year, format, out } => {
+            ops::report(&cli.config, year, format, out.as_deref()).await
+        }
+        Command::CheckConfig => ops::check_config(&cli.config).await,
+        Command::DefaultConfig => {
+            print!("{}", crate::config::EXAMPLE_CONFIG);
+            Ok(())
+        }
+        Command::Migrate => ops::migrate(&cli.config).await,
+        Command::Sandbox { listen, apps } => ops::sandbox(&cli.config, listen, &apps).await,
+        Command::Demo { keep } => crate::demo::run(keep.as_deref()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn deliveries_show_and_filters_parse() {
+        let c = Cli::try_parse_from(["gongkai", "deliveries", "show", "7"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Deliveries(DeliveriesArgs {
+                show: Some(DeliveriesCommand::Show { id: 7, .. }),
+                ..
+            })
+        ));
+        let c = Cli::try_parse_from([
+            "gongkai",
+            "--config",
+            "x.toml",
+            "deliveries",
+            "--status",
+            "dead",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(c.config, PathBuf::from("x.toml"));
+        assert!(Cli::try_parse_from(["gongkai", "retry"]).is_err());
+        assert!(
+            Cli::try_parse_from(["gongkai", "retry", "--failed", "--channel", "gov_site"]).is_ok()
+        );
+    }
+}

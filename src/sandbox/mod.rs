@@ -1,1 +1,199 @@
-//! The sandbox: emulators of the remote systems (to be written).
+//! The sandbox: in-process emulators of the remote systems gongkai publishes to, served over
+//! real HTTP (normally on loopback) for tests, the demo and operators.
+//!
+//! This module owns the shared plumbing: [`SandboxConfig`], [`SandboxState`], the combined
+//! [`router`], the control endpoints under `/_sandbox/` (state snapshot and fault injection),
+//! and the ways to run it ([`spawn`] for tests, [`run`] for `gongkai sandbox --listen`).
+//! Each emulated system lives in its own submodule under its own path prefix:
+//!
+//! * [`gov_site`] — the government website content platform (§4.4 generic JSON push), at `/gov_site`.
+
+pub mod faults;
+pub mod gov_site;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Path prefix the website platform emulator is mounted at.
+pub const GOV_SITE_PREFIX: &str = "/gov_site";
+
+/// What the sandbox emulates and with which credentials.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    /// Apps (app key + shared secret) the website platform accepts.
+    #[serde(default)]
+    pub gov_site_apps: Vec<GovSiteApp>,
+}
+
+/// One app registered on the emulated website platform.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GovSiteApp {
+    pub app_key: String,
+    pub secret: String,
+}
+
+/// Everything the sandbox remembers; cheap to clone (all clones share the same state).
+#[derive(Clone)]
+pub struct SandboxState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    gov_site: gov_site::GovSiteState,
+    faults: faults::Faults,
+    /// Address the server listens on, once known; used for URLs when a request has no Host.
+    addr: Arc<OnceLock<SocketAddr>>,
+}
+
+impl SandboxState {
+    pub fn new(config: SandboxConfig) -> Self {
+        let addr = Arc::new(OnceLock::new());
+        SandboxState {
+            inner: Arc::new(Shared {
+                gov_site: gov_site::GovSiteState::new(&config.gov_site_apps, addr.clone()),
+                faults: faults::Faults::default(),
+                addr,
+            }),
+        }
+    }
+
+    /// The website platform emulator's state.
+    pub fn gov_site(&self) -> &gov_site::GovSiteState {
+        &self.inner.gov_site
+    }
+
+    /// The fault-injection table.
+    pub fn faults(&self) -> &faults::Faults {
+        &self.inner.faults
+    }
+
+    /// Records the listening address (first call wins).
+    pub fn set_addr(&self, addr: SocketAddr) {
+        let _ = self.inner.addr.set(addr);
+    }
+
+    /// The JSON served at `GET /_sandbox/state`.
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "gov_site": self.inner.gov_site.snapshot(),
+            "faults_injected": self.inner.faults.injected(),
+        })
+    }
+}
+
+/// The whole sandbox: every emulator under its prefix, plus `/_sandbox/*`, wrapped in the
+/// fault-injection layer.
+pub fn router(state: SandboxState) -> Router {
+    let control = Router::new()
+        .route("/_sandbox/state", get(get_state))
+        .route(
+            "/_sandbox/faults",
+            get(faults::list).post(faults::add).delete(faults::clear),
+        )
+        .with_state(state.clone());
+    Router::new()
+        .nest(
+            GOV_SITE_PREFIX,
+            gov_site::router(state.inner.gov_site.clone()),
+        )
+        .merge(control)
+        .layer(axum::middleware::from_fn_with_state(
+            state.inner.faults.clone(),
+            faults::middleware,
+        ))
+}
+
+async fn get_state(State(state): State<SandboxState>) -> Json<serde_json::Value> {
+    Json(state.snapshot())
+}
+
+/// A sandbox running on a tokio task.
+pub struct SandboxHandle {
+    pub addr: SocketAddr,
+    state: SandboxState,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl SandboxHandle {
+    /// `http://<addr>`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The base URL gongkai's website channel is configured with: `http://<addr>/gov_site`.
+    pub fn gov_site_base_url(&self) -> String {
+        format!("http://{}{}", self.addr, GOV_SITE_PREFIX)
+    }
+
+    /// The live state (the same one the server uses).
+    pub fn state(&self) -> &SandboxState {
+        &self.state
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (at most 5 s), then stops.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Serves the sandbox on `listener` from a tokio task.
+pub async fn spawn(listener: tokio::net::TcpListener, config: SandboxConfig) -> SandboxHandle {
+    let addr = listener
+        .local_addr()
+        .expect("a bound TcpListener has a local address");
+    let state = SandboxState::new(config);
+    state.set_addr(addr);
+    let app = router(state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "沙箱服务异常退出");
+        }
+    });
+    SandboxHandle {
+        addr,
+        state,
+        shutdown: tx,
+        task,
+    }
+}
+
+/// Serves the sandbox on `listen` until Ctrl-C (the `gongkai sandbox --listen` command).
+pub async fn run(listen: SocketAddr, config: SandboxConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("沙箱无法监听 {listen}：{e}"))?;
+    let handle = spawn(listener, config).await;
+    tracing::info!(
+        addr = %handle.addr,
+        gov_site = %handle.gov_site_base_url(),
+        "沙箱已启动，按 Ctrl-C 停止"
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| anyhow::anyhow!("无法等待 Ctrl-C 信号：{e}"))?;
+    tracing::info!("收到 Ctrl-C，沙箱正在停止");
+    handle.shutdown().await;
+    Ok(())
+}

@@ -348,8 +348,7 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     {
         let store = sqlite::SqliteStore::open(rest).await?;
         Ok(Arc::new(store))
-    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
-    {
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         anyhow::bail!(
             "database_url {database_url:?}: PostgreSQL 存储尚未实现（本版本只支持 sqlite://文件路径）"
         )

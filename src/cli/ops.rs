@@ -1,0 +1,463 @@
+//! What each command does, over the settings, the store and the ledger.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, FixedOffset, Utc};
+
+use super::{DeliveriesArgs, ReportFormat, RetryArgs};
+use crate::app::{shutdown_signal, Application};
+use crate::channel::Registry;
+use crate::config::{ChannelSpec, Settings};
+use crate::delivery::{Ledger, SubmitError};
+use crate::domain::DeliveryStatus;
+use crate::render::{sample_disclosure, RenderContext, Renderer};
+use crate::report;
+use crate::sandbox;
+use crate::store::{self, DeliveryFilter, DeliveryRow, RetryResult};
+
+async fn ledger(config: &Path) -> anyhow::Result<Ledger> {
+    let settings = Settings::load(config)?;
+    let store = store::connect(&settings.resolved_database_url())
+        .await
+        .with_context(|| format!("打开数据库 {}", settings.database_url))?;
+    Ok(Ledger::new(store, Arc::new(settings)))
+}
+
+pub async fn serve(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let app = Application::build(settings).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+pub async fn submit(config: &Path, file: &str, by: &str) -> anyhow::Result<()> {
+    let raw = if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("读取标准输入")?;
+        buf
+    } else {
+        std::fs::read(file).with_context(|| format!("读取文件 {file}"))?
+    };
+    let ledger = ledger(config).await?;
+    let limit = ledger.settings.server.max_body_bytes;
+    if raw.len() > limit {
+        anyhow::bail!(
+            "{file}：大小 {} 字节，超过上限 {limit} 字节（server.max_body_bytes）",
+            raw.len()
+        );
+    }
+    match ledger.submit(&raw, &format!("cli:{by}")).await {
+        Ok(r) if r.created => {
+            println!(
+                "已接收 {} 第{}版，投递到 {} 个渠道：{}（投递 ID：{}）",
+                r.disclosure_id,
+                r.revision,
+                r.channels.len(),
+                r.channels.join("、"),
+                join_ids(&r.delivery_ids)
+            );
+            Ok(())
+        }
+        Ok(r) => {
+            println!(
+                "{} 第{}版此前已接收，内容相同，未新建投递（投递 ID：{}）",
+                r.disclosure_id,
+                r.revision,
+                join_ids(&r.delivery_ids)
+            );
+            Ok(())
+        }
+        Err(SubmitError::Invalid(e)) => {
+            anyhow::bail!("{file}：公开件有 {} 处问题，未接收：\n{e}", e.0.len())
+        }
+        Err(SubmitError::Conflict(m)) => anyhow::bail!("{file}：未接收：{m}"),
+        Err(SubmitError::Store(e)) => Err(anyhow::Error::new(e).context("写入台账")),
+    }
+}
+
+pub async fn withdraw(
+    config: &Path,
+    id: &str,
+    reason: Option<&str>,
+    by: &str,
+) -> anyhow::Result<()> {
+    let ledger = ledger(config).await?;
+    let r = ledger.withdraw(id, by, reason).await.map_err(|e| match e {
+        store::StoreError::NotFound(_) => anyhow::anyhow!("没有公开件 {id}"),
+        other => anyhow::Error::new(other),
+    })?;
+    if r.withdrawn_now {
+        println!(
+            "已撤回 {id}：取消未发出的投递 {} 个，新建撤回投递 {} 个（{}）",
+            r.cancelled.len(),
+            r.delivery_ids.len(),
+            join_ids(&r.delivery_ids)
+        );
+    } else {
+        println!("{id} 此前已撤回，未做改动");
+    }
+    Ok(())
+}
+
+fn join_ids(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return "无".into();
+    }
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn china(t: DateTime<Utc>) -> String {
+    let tz = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+pub async fn list_deliveries(config: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
+    let ledger = ledger(config).await?;
+    let statuses = match args.status.as_deref() {
+        None => Vec::new(),
+        Some(s) => s
+            .split(',')
+            .map(|x| x.trim().parse::<DeliveryStatus>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--status：{e}"))?,
+    };
+    if let Some(ch) = &args.channel {
+        if !ledger.settings.channels.channels.contains_key(ch) {
+            eprintln!("提示：渠道 {ch:?} 不在当前配置中");
+        }
+    }
+    let rows = ledger
+        .store
+        .list_deliveries(&DeliveryFilter {
+            statuses,
+            channel: args.channel.clone(),
+            disclosure_id: args.disclosure.clone(),
+            limit: None,
+        })
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+fn print_table(rows: &[DeliveryRow]) {
+    if rows.is_empty() {
+        println!("没有符合条件的投递");
+        return;
+    }
+    println!("ID\t公开件\t版本\t渠道\t动作\t状态\t尝试\t下次尝试\t远端ID\t最近错误");
+    for d in rows {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            d.id,
+            d.disclosure_id,
+            d.revision,
+            d.channel,
+            if d.action == crate::domain::Action::Withdraw {
+                "撤回"
+            } else {
+                "发布"
+            },
+            d.status.label_zh(),
+            d.attempts,
+            match (d.status, d.next_attempt_at) {
+                (DeliveryStatus::Pending | DeliveryStatus::Retrying, Some(t)) => china(t),
+                _ => "-".into(),
+            },
+            d.remote_id.as_deref().unwrap_or("-"),
+            d.last_error.as_deref().unwrap_or("")
+        );
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for d in rows {
+        *counts.entry(d.status.label_zh()).or_insert(0) += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("共 {} 个投递：{}", rows.len(), parts.join("，"));
+}
+
+pub async fn show_delivery(config: &Path, id: i64, json: bool) -> anyhow::Result<()> {
+    let ledger = ledger(config).await?;
+    let d = ledger.store.get_delivery(id).await.map_err(|e| match e {
+        store::StoreError::NotFound(_) => anyhow::anyhow!("没有投递 {id}"),
+        other => anyhow::Error::new(other),
+    })?;
+    let attempts = ledger.store.list_attempts(id).await?;
+    if json {
+        let mut v = serde_json::to_value(&d)?;
+        v["attempts_log"] = serde_json::to_value(&attempts)?;
+        v["content"] = d
+            .payload
+            .as_ref()
+            .map(|p| serde_json::json!(String::from_utf8_lossy(p)))
+            .unwrap_or(serde_json::Value::Null);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "投递 {}：{} 第{}版 -> 渠道 {}（{}）",
+        d.id,
+        d.disclosure_id,
+        d.revision,
+        d.channel,
+        d.kind.label_zh()
+    );
+    println!("动作：{}", d.action);
+    println!("状态：{}（{}）", d.status.label_zh(), d.status);
+    println!("尝试次数：{}", d.attempts);
+    if let (DeliveryStatus::Pending | DeliveryStatus::Retrying, Some(t)) =
+        (d.status, d.next_attempt_at)
+    {
+        println!("下次尝试：{}", china(t));
+    }
+    if let Some(e) = &d.last_error {
+        println!("最近错误：{e}");
+    }
+    if let Some(r) = &d.remote_id {
+        println!("远端 ID：{r}");
+    }
+    if let Some(u) = &d.url {
+        println!("链接：{u}");
+    }
+    if let Some(t) = d.delivered_at {
+        println!("送达时间：{}", china(t));
+    }
+    println!("\n尝试记录：");
+    if attempts.is_empty() {
+        println!("  （尚无）");
+    }
+    for a in &attempts {
+        let who = match (&a.trigger, &a.requested_by) {
+            (crate::domain::AttemptTrigger::Manual, Some(by)) => format!("手动（{by}）"),
+            (crate::domain::AttemptTrigger::Manual, None) => "手动".to_string(),
+            _ => "自动".to_string(),
+        };
+        println!(
+            "  #{} {} {} 用时{}ms 结果：{}{}{}",
+            a.number,
+            china(a.started_at),
+            who,
+            a.duration_ms,
+            outcome_zh(a.outcome),
+            a.http_status
+                .map(|s| format!(" HTTP {s}"))
+                .unwrap_or_default(),
+            a.detail
+                .as_deref()
+                .map(|s| format!(" — {s}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(p) = &d.payload {
+        println!(
+            "\n发送内容（sha256 {}）：",
+            d.payload_sha256.as_deref().unwrap_or("-")
+        );
+        println!("{}", String::from_utf8_lossy(p));
+    }
+    Ok(())
+}
+
+fn outcome_zh(o: crate::domain::AttemptOutcome) -> &'static str {
+    use crate::domain::AttemptOutcome::*;
+    match o {
+        Delivered => "送达",
+        Transient => "临时失败",
+        Permanent => "永久失败",
+        Lost => "中断（实例停止）",
+    }
+}
+
+pub async fn retry(config: &Path, args: &RetryArgs) -> anyhow::Result<()> {
+    let ledger = ledger(config).await?;
+    let results = if args.failed {
+        ledger
+            .retry_failed(args.channel.as_deref(), &args.by)
+            .await?
+    } else {
+        ledger.retry_now(&args.ids, &args.by).await?
+    };
+    if results.is_empty() {
+        println!("没有需要重试的投递");
+        return Ok(());
+    }
+    let mut refused = 0;
+    for r in &results {
+        match r {
+            RetryResult::Scheduled { id } => {
+                println!("投递 {id}：已安排立即重试（操作人 {}）", args.by)
+            }
+            RetryResult::Refused { id, reason } => {
+                refused += 1;
+                println!("投递 {id}：未重试：{reason}")
+            }
+        }
+    }
+    if refused == results.len() {
+        anyhow::bail!("没有投递被重试");
+    }
+    Ok(())
+}
+
+pub async fn report(
+    config: &Path,
+    year: i32,
+    format: ReportFormat,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    if !(1990..=2100).contains(&year) {
+        anyhow::bail!("--year {year}：年份应在 1990 到 2100 之间");
+    }
+    let ledger = ledger(config).await?;
+    let rows = ledger.store.list_published().await?;
+    let r = report::build(&ledger.settings, &rows, year);
+    let text = match format {
+        ReportFormat::Md => report::to_markdown(&r),
+        ReportFormat::Csv => report::to_csv(&r),
+        ReportFormat::Json => report::to_json(&r) + "\n",
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("写入 {}", path.display()))?;
+            eprintln!("已写入 {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+pub async fn check_config(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let mut problems = Vec::new();
+    if let Err(e) = settings.api_token() {
+        problems.push(e.to_string());
+    } else if settings.api_token()?.is_none() {
+        problems.push("[api]：未配置 token_env 或 token_file，serve 无法启动".into());
+    }
+    for (name, spec) in &settings.channels.channels {
+        match spec {
+            ChannelSpec::GovSite(c) => {
+                if let Err(e) = c.secret.read() {
+                    problems.push(format!("channels/{name}.toml 签名密钥：{e}"));
+                }
+            }
+        }
+    }
+    match Renderer::load(&settings.templates_path()) {
+        Err(p) => problems.extend(p),
+        Ok(renderer) => {
+            let category = settings
+                .categories
+                .first()
+                .map(|c| c.code.clone())
+                .unwrap_or_default();
+            let sample = sample_disclosure(&category);
+            // Build channels only for the payload checks; secrets may be missing (reported above).
+            let registry = Registry::build(&settings.channels).ok();
+            for (name, spec) in &settings.channels.channels {
+                for action in [
+                    crate::domain::Action::Publish,
+                    crate::domain::Action::Withdraw,
+                ] {
+                    let ctx = RenderContext::new(
+                        &sample,
+                        action,
+                        name,
+                        spec.kind(),
+                        "示例分类",
+                        Some("示例撤回原因"),
+                    );
+                    match renderer.render(spec.template(), &ctx) {
+                        Err(e) => problems.push(format!("channels/{name}.toml：{e}")),
+                        Ok(out) => {
+                            if let Some(ch) = registry.as_ref().and_then(|r| r.get(name)) {
+                                if let Err(e) = ch.check_payload(&out) {
+                                    problems.push(format!(
+                                        "channels/{name}.toml 模板 {}（{action}）：{e}",
+                                        spec.template()
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = store::connect(&settings.resolved_database_url()).await {
+        problems.push(format!("database_url：{e:#}"));
+    }
+    if problems.is_empty() {
+        println!(
+            "配置正确：{} 个分类，{} 个渠道（{}），模板均可渲染",
+            settings.categories.len(),
+            settings.channels.channels.len(),
+            settings
+                .channels
+                .channels
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("、")
+        );
+        Ok(())
+    } else {
+        Err(anyhow::Error::new(crate::config::Problems(problems)))
+    }
+}
+
+pub async fn migrate(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    store::connect(&settings.resolved_database_url()).await?;
+    println!("数据库迁移已完成：{}", settings.database_url);
+    Ok(())
+}
+
+pub async fn sandbox(
+    config: &Path,
+    listen: std::net::SocketAddr,
+    apps: &[String],
+) -> anyhow::Result<()> {
+    let mut cfg = sandbox::SandboxConfig::default();
+    for a in apps {
+        let (key, secret) = a
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--app {a:?}：格式应为 APP_KEY=SECRET"))?;
+        cfg.gov_site_apps.push(sandbox::GovSiteApp {
+            app_key: key.to_string(),
+            secret: secret.to_string(),
+        });
+    }
+    if config.exists() {
+        let settings = Settings::load(config)?;
+        for (name, spec) in &settings.channels.channels {
+            let ChannelSpec::GovSite(c) = spec;
+            match c.secret.read() {
+                Ok(s) => cfg.gov_site_apps.push(sandbox::GovSiteApp {
+                    app_key: c.app_key.clone(),
+                    secret: s.expose().to_string(),
+                }),
+                Err(e) => {
+                    eprintln!("提示：渠道 {name} 的密钥不可用（{e}），仿真平台不接受它的 app_key")
+                }
+            }
+        }
+    }
+    if cfg.gov_site_apps.is_empty() {
+        anyhow::bail!("没有可接受的网站平台应用：请用 --app APP_KEY=SECRET，或提供含 gov_site 渠道且密钥可读的配置");
+    }
+    println!(
+        "仿真平台监听 http://{listen}（网站平台：http://{listen}/gov_site；状态：http://{listen}/_sandbox/state）"
+    );
+    sandbox::run(listen, cfg).await
+}
