@@ -482,7 +482,7 @@ fn describe_figment(e: &figment::Error) -> String {
     let mut s = String::new();
     if !e.path.is_empty() {
         s.push_str(&e.path.join("."));
-        s.push_str("：");
+        s.push('：');
     }
     s.push_str(&e.kind.to_string());
     if let Some(md) = &e.metadata {

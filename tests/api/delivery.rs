@@ -1,0 +1,148 @@
+//! The website channel end to end: delivered, retried, parked as dead, never duplicated.
+
+use gongkai::domain::{AttemptOutcome, AttemptTrigger, DeliveryStatus};
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn an_accepted_disclosure_is_published_on_the_website_platform() {
+    let app = spawn_app().await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00200", 1))
+        .await;
+    let s = app.run_worker_until_idle().await;
+    assert_eq!(s.delivered, 1);
+
+    let d = &app.deliveries_of("zpmzj-2017-00200").await[0];
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    let state = app.sandbox_state().await;
+    let doc = platform_doc(&state, "zpmzj-2017-00200").expect("the platform holds the item");
+    assert_eq!(d.remote_id.as_deref(), doc["platform_doc_id"].as_str());
+    assert_eq!(d.url.as_deref(), doc["url"].as_str());
+    assert_eq!(doc["title"], "关于2017年第1季度城乡低保资金发放情况的公示");
+    let attempts = app.attempts(d.id).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Delivered);
+    assert_eq!(attempts[0].trigger, AttemptTrigger::Scheduled);
+    assert_eq!(attempts[0].http_status, Some(201));
+    // The exact bytes sent are kept on the delivery.
+    let sent: serde_json::Value = serde_json::from_slice(d.payload.as_ref().unwrap()).unwrap();
+    assert_eq!(sent["disclosure_id"], "zpmzj-2017-00200");
+    assert_eq!(state["gov_site"]["duplicates"], 0);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_then_delivered() {
+    let app = spawn_app().await;
+    app.fault(json!({"path": "/gov_site/v1/disclosures", "count": 2, "status": 503}))
+        .await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00201", 1))
+        .await;
+    app.run_worker_until_idle().await;
+
+    let d = &app.deliveries_of("zpmzj-2017-00201").await[0];
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    let outcomes: Vec<_> = app.attempts(d.id).await.iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            AttemptOutcome::Transient,
+            AttemptOutcome::Transient,
+            AttemptOutcome::Delivered
+        ]
+    );
+    let attempts = app.attempts(d.id).await;
+    assert_eq!(attempts[0].http_status, Some(503));
+    assert_eq!(app.sandbox_state().await["gov_site"]["duplicates"], 0);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_at_once_with_the_platforms_reason() {
+    let app = spawn_app().await;
+    app.fault(json!({
+        "path": "/gov_site/v1/disclosures",
+        "count": 1,
+        "status": 422,
+        "body": "{\"error\":\"column_closed\",\"message\":\"栏目已关闭，不能发布\"}"
+    }))
+    .await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00202", 1))
+        .await;
+    app.run_worker_until_idle().await;
+
+    let d = &app.deliveries_of("zpmzj-2017-00202").await[0];
+    assert_eq!(d.status, DeliveryStatus::Dead);
+    assert_eq!(d.attempts, 1);
+    let err = d.last_error.as_deref().unwrap();
+    assert!(err.contains("HTTP 422"), "{err}");
+    let attempts = app.attempts(d.id).await;
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Permanent);
+}
+
+#[tokio::test]
+async fn transient_failures_until_attempts_run_out_park_the_delivery_as_dead() {
+    let app = spawn_app().await; // max_attempts = 4 in tests
+    app.fault(json!({"path": "/gov_site/v1/disclosures", "count": 10, "status": 500}))
+        .await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00203", 1))
+        .await;
+    app.run_worker_until_idle().await;
+    let d = &app.deliveries_of("zpmzj-2017-00203").await[0];
+    assert_eq!(d.status, DeliveryStatus::Dead);
+    assert_eq!(d.attempts, 4);
+    assert!(d.last_error.as_deref().unwrap().contains("停止自动重试"));
+}
+
+#[tokio::test]
+async fn an_answer_lost_after_the_platform_stored_the_item_does_not_make_a_duplicate() {
+    let app = spawn_app().await;
+    // The platform stores the item, then the answer is a 502: the client cannot know.
+    app.fault(json!({
+        "path": "/gov_site/v1/disclosures",
+        "count": 1,
+        "status": 502,
+        "after_processing": true
+    }))
+    .await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00204", 1))
+        .await;
+    app.run_worker_until_idle().await;
+
+    let d = &app.deliveries_of("zpmzj-2017-00204").await[0];
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    assert_eq!(d.attempts, 2);
+    let state = app.sandbox_state().await;
+    assert_eq!(state["gov_site"]["duplicates"], 0);
+    assert_eq!(state["gov_site"]["replays"], 1);
+    assert_eq!(state["gov_site"]["docs"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_platform_that_times_out_is_retried_with_the_same_idempotency_key() {
+    let app = spawn_app_with(|s| {
+        // One second is the shortest timeout a channel file accepts in practice.
+        for spec in s.channels.channels.values_mut() {
+            let gongkai::config::ChannelSpec::GovSite(c) = spec;
+            c.timeout = std::time::Duration::from_millis(300);
+        }
+    })
+    .await;
+    app.fault(json!({
+        "path": "/gov_site/v1/disclosures",
+        "count": 1,
+        "delay_ms": 1500,
+        "status": 201,
+        "after_processing": true
+    }))
+    .await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00205", 1))
+        .await;
+    app.run_worker_until_idle().await;
+    let d = &app.deliveries_of("zpmzj-2017-00205").await[0];
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    let attempts = app.attempts(d.id).await;
+    assert!(attempts[0].detail.as_deref().unwrap().contains("超时"));
+    let state = app.sandbox_state().await;
+    assert_eq!(state["gov_site"]["duplicates"], 0);
+    assert_eq!(state["gov_site"]["docs"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,261 @@
+//! `spawn_app()`: a real `Application` (port 0, SQLite file in a temp dir, worker driven
+//! step by step) wired to a real sandbox on loopback, plus helpers to build disclosures,
+//! post them, drive the worker and read what the emulated platform holds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use gongkai::app::Application;
+use gongkai::config::Settings;
+use gongkai::delivery::worker::{RunSummary, Worker};
+use gongkai::delivery::Ledger;
+use gongkai::domain::DeliveryStatus;
+use gongkai::sandbox::{self, SandboxHandle};
+use gongkai::store::{AttemptRow, DeliveryFilter, DeliveryRow};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub const SECRET: &str = "test-secret-0123456789";
+pub const TOKEN: &str = "test-token-abcdef";
+
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub api: String,
+    pub client: reqwest::Client,
+    pub ledger: Arc<Ledger>,
+    pub worker: Arc<Worker>,
+    pub sandbox: SandboxHandle,
+    stop: watch::Sender<bool>,
+}
+
+pub async fn spawn_sandbox() -> SandboxHandle {
+    sandbox::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        sandbox::SandboxConfig {
+            gov_site_apps: vec![sandbox::GovSiteApp {
+                app_key: "zpmzj".into(),
+                secret: SECRET.into(),
+            }],
+        },
+    )
+    .await
+}
+
+/// Lays out a working folder (the demo's layout) for a platform at `sandbox`.
+pub fn lay_out(dir: &std::path::Path, sandbox: &SandboxHandle) -> PathBuf {
+    gongkai::demo::lay_out(
+        dir,
+        &format!("{}/gov_site", sandbox.base_url()),
+        SECRET,
+        TOKEN,
+    )
+    .unwrap()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like `spawn_app`, with a chance to change the settings first.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        gongkai::telemetry::init("info");
+    }
+    let sandbox = spawn_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = lay_out(dir.path(), &sandbox);
+    let mut settings = Settings::load(&config_path).unwrap();
+    // The tests drive the worker themselves, and retry in milliseconds.
+    settings.worker.enabled = false;
+    settings.retry.schedule = vec![Duration::from_millis(10), Duration::from_millis(20)];
+    settings.retry.max_attempts = 4;
+    settings.worker.instance_id = Some("test-worker".into());
+    tweak(&mut settings);
+    let app = Application::build(settings).await.unwrap();
+    let api = format!("http://{}", app.addr());
+    let ledger = app.ledger();
+    let worker = app.worker();
+    let (stop, rx) = watch::channel(false);
+    tokio::spawn(app.run_until_stopped(rx));
+    TestApp {
+        dir,
+        config_path,
+        api,
+        client: reqwest::Client::new(),
+        ledger,
+        worker,
+        sandbox,
+        stop,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl TestApp {
+    pub async fn post_disclosure(&self, body: &Value) -> reqwest::Response {
+        self.post_raw(serde_json::to_vec(body).unwrap()).await
+    }
+
+    pub async fn post_raw(&self, body: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/disclosures", self.api))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn api_post(&self, path: &str, body: Value, operator: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1{path}", self.api))
+            .bearer_auth(TOKEN)
+            .header("x-operator", operator)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn api_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/api/v1{path}", self.api))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Works due deliveries until nothing is left to claim. Retries scheduled in the future
+    /// are taken at once: `now` is moved a day ahead instead of sleeping.
+    pub async fn run_worker_until_idle(&self) -> RunSummary {
+        let mut total = RunSummary::default();
+        for _ in 0..100 {
+            let s = self
+                .worker
+                .run_once(Utc::now() + chrono::Duration::days(1))
+                .await
+                .unwrap();
+            if s.is_idle() {
+                return total;
+            }
+            total.claimed += s.claimed;
+            total.delivered += s.delivered;
+            total.will_retry += s.will_retry;
+            total.dead += s.dead;
+            total.unrecorded += s.unrecorded;
+        }
+        panic!("the worker never became idle");
+    }
+
+    pub async fn deliveries(&self) -> Vec<DeliveryRow> {
+        self.ledger
+            .store
+            .list_deliveries(&DeliveryFilter::default())
+            .await
+            .unwrap()
+    }
+
+    pub async fn deliveries_of(&self, disclosure_id: &str) -> Vec<DeliveryRow> {
+        self.ledger
+            .store
+            .list_deliveries(&DeliveryFilter {
+                disclosure_id: Some(disclosure_id.into()),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn attempts(&self, delivery_id: i64) -> Vec<AttemptRow> {
+        self.ledger.store.list_attempts(delivery_id).await.unwrap()
+    }
+
+    pub async fn sandbox_state(&self) -> Value {
+        sandbox_state(&self.sandbox).await
+    }
+
+    pub async fn fault(&self, spec: Value) {
+        fault(&self.sandbox, spec).await
+    }
+}
+
+pub async fn sandbox_state(sandbox: &SandboxHandle) -> Value {
+    reqwest::get(format!("{}/_sandbox/state", sandbox.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+pub async fn fault(sandbox: &SandboxHandle, spec: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/faults", sandbox.base_url()))
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "fault refused: {}",
+        r.text().await.unwrap()
+    );
+}
+
+pub fn platform_doc<'a>(state: &'a Value, disclosure_id: &str) -> Option<&'a Value> {
+    state["gov_site"]["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["disclosure_id"] == disclosure_id)
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A valid disclosure of category `mzfp` (routed to gov_site).
+pub fn disclosure(id: &str, revision: i64) -> Value {
+    disclosure_with_body(
+        id,
+        revision,
+        "<p>现将本季度城乡低保资金发放情况公示如下。</p>",
+    )
+}
+
+pub fn disclosure_with_body(id: &str, revision: i64, body: &str) -> Value {
+    json!({
+        "disclosure_id": id,
+        "revision": revision,
+        "title": format!("关于2017年第{revision}季度城乡低保资金发放情况的公示"),
+        "short_title": "低保资金发放公示",
+        "publisher": "漳平市民政局",
+        "formed_date": "2017-04-03",
+        "publish_date": "2017-04-07",
+        "category": "mzfp",
+        "body_html": body,
+        "review": {
+            "content_sha256": sha256_hex(body),
+            "steps": [
+                {"role": "初审", "by": "u102", "at": "2017-04-05T09:12:00+08:00"},
+                {"role": "复审", "by": "u031", "at": "2017-04-06T15:40:00+08:00"},
+                {"role": "终审", "by": "u007", "at": "2017-04-07T08:55:00+08:00"}
+            ]
+        }
+    })
+}
+
+pub fn status_of(rows: &[DeliveryRow]) -> Vec<DeliveryStatus> {
+    rows.iter().map(|d| d.status).collect()
+}

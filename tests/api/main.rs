@@ -1,0 +1,11 @@
+//! One integration binary: the real daemon (HTTP on loopback, SQLite files in a temp dir)
+//! against the sandbox's website platform emulator, also on loopback.
+
+mod helpers;
+
+mod cli;
+mod crash;
+mod delivery;
+mod ingest;
+mod retry;
+mod revision;
