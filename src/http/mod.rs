@@ -134,11 +134,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Who is acting: the `X-Operator` header, else "api".
+/// Who is acting: the `X-Operator` header (UTF-8, names are Chinese), else "api".
 fn operator(headers: &HeaderMap) -> String {
     headers
         .get("x-operator")
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .filter(|v| !v.trim().is_empty())
         .map(|v| v.trim().chars().take(64).collect())
         .unwrap_or_else(|| "api".to_string())

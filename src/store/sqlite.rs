@@ -1,82 +1,996 @@
-//! SQLite implementation of `Store` (placeholder until written).
+//! SQLite implementation of [`Store`]: the default, single-file ledger. Owns the SQL, the
+//! connection setup (WAL, busy timeout, foreign keys), the embedded migrations in
+//! `src/store/migrations/sqlite/`, and the mapping between rows and the row types of
+//! `store/mod.rs`. Leaves retry policy, routing and validation to its callers.
+//!
+//! Two pools: every write transaction goes through a writer pool of one connection, so
+//! writers inside this process queue in the pool instead of fighting over SQLite's write
+//! lock; reads use a small reader pool, which WAL lets run next to the writer. Another
+//! process (the CLI) may write to the same file: write transactions start with
+//! `BEGIN IMMEDIATE`, so they take the write lock up front and wait (busy timeout) rather
+//! than fail half-way when a read lock cannot be upgraded.
+//!
+//! The SQL is kept close to what PostgreSQL accepts so that `postgres.rs` can mirror it;
+//! the few SQLite-only spots (`json_each` for id lists, `MAX(a, b)`) are marked.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+
+use anyhow::{anyhow, Context as _};
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
 use super::*;
-pub struct SqliteStore;
+
+/// How long a statement waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Readers run beside the writer (WAL); a few are enough for the API and the CLI lists.
+const READER_CONNECTIONS: u32 = 4;
+/// Attempt details and errors come from remote systems: keep the ledger small.
+const DETAIL_MAX_CHARS: usize = 2000;
+
+/// The columns of `deliveries` that make a [`DeliveryRow`], in one place for every query.
+macro_rules! delivery_cols {
+    () => {
+        "id, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
+         next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
+         last_error, payload, payload_sha256, created_at, updated_at, delivered_at"
+    };
+}
+
+/// The columns of `disclosures` that make a [`StoredDisclosure`], qualified by `s.`.
+macro_rules! disclosure_cols {
+    () => {
+        "s.disclosure_id, s.revision, s.title, s.category, s.publish_date, s.formed_date, \
+         s.content_hash, s.json, s.submitted_by, s.received_at, s.withdrawn_at, s.withdrawn_by, \
+         s.withdraw_reason"
+    };
+}
+
+/// The claim columns are cleared together whenever a claim ends.
+macro_rules! clear_claim {
+    () => {
+        "claimed_by = NULL, claim_token = NULL, claimed_at = NULL, claimed_until = NULL, \
+         claim_trigger = NULL, claim_requested_by = NULL"
+    };
+}
+
+/// Written on the `lost` attempt and as `last_error` when an abandoned claim is taken over.
+/// `claimed_by` is the instance that held it.
+macro_rules! lost_detail_sql {
+    () => {
+        "'上次尝试未完成：实例 ' || COALESCE(claimed_by, '（未知）') || \
+         ' 在租约到期前未报告结果（可能已崩溃）'"
+    };
+}
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
 impl SqliteStore {
-    pub async fn open(_path: &str) -> anyhow::Result<SqliteStore> {
-        anyhow::bail!("not yet")
+    /// Opens (or creates) the database file at `path` and runs the migrations.
+    pub async fn open(path: &str) -> anyhow::Result<SqliteStore> {
+        // Two pools on an in-memory database would be two unrelated databases.
+        if path.is_empty() || path.starts_with(":memory:") || path.contains("mode=memory") {
+            anyhow::bail!(
+                "SQLite store needs a file path, got {path:?} (in-memory databases are not supported)"
+            );
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening SQLite database {path}"))?;
+        sqlx::migrate!("src/store/migrations/sqlite")
+            .run(&writer)
+            .await
+            .with_context(|| format!("migrating SQLite database {path}"))?;
+        // Opened after the migrations so that no reader sees a half-built schema.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READER_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening SQLite database {path} for reading"))?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| other(e, "starting a write transaction"))
     }
 }
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_disclosure(
         &self,
-        _new: &NewDisclosure,
-        _deliveries: &[NewDelivery],
-        _now: DateTime<Utc>,
+        new: &NewDisclosure,
+        deliveries: &[NewDelivery],
+        now: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome> {
-        unimplemented!()
+        let now_ms = ms(now);
+        let mut tx = self.begin_write().await?;
+
+        // What is stored already: the highest revision, whether the item was withdrawn,
+        // and the hash of this very revision if it was submitted before.
+        let known = sqlx::query(
+            "SELECT MAX(revision) AS max_revision,
+                    MAX(CASE WHEN withdrawn_at IS NOT NULL THEN 1 ELSE 0 END) AS withdrawn,
+                    MAX(CASE WHEN revision = $2 THEN content_hash END) AS same_hash
+             FROM disclosures WHERE disclosure_id = $1",
+        )
+        .bind(&new.disclosure_id)
+        .bind(new.revision)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| other(e, "reading stored revisions"))?;
+        let max_revision: Option<i64> = col(&known, "max_revision")?;
+        let withdrawn: Option<i64> = col(&known, "withdrawn")?;
+        let same_hash: Option<String> = col(&known, "same_hash")?;
+
+        if withdrawn == Some(1) {
+            return Err(StoreError::Conflict(format!(
+                "该公开件已撤回（{}），不再接收任何版本",
+                new.disclosure_id
+            )));
+        }
+        if let Some(hash) = same_hash {
+            if hash != new.content_hash {
+                return Err(StoreError::Conflict(format!(
+                    "{} 第{}版已存在且内容不同：已存的版本不能修改，更正请提交更高版本",
+                    new.disclosure_id, new.revision
+                )));
+            }
+            let delivery_ids = sqlx::query_scalar(
+                "SELECT id FROM deliveries
+                 WHERE disclosure_id = $1 AND revision = $2 AND action = 'publish'
+                 ORDER BY id",
+            )
+            .bind(&new.disclosure_id)
+            .bind(new.revision)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading the deliveries of a stored revision"))?;
+            return Ok(IngestOutcome::Unchanged { delivery_ids });
+        }
+        if let Some(max) = max_revision {
+            if new.revision < max {
+                return Err(StoreError::Conflict(format!(
+                    "已有更高版本（第{max}版），不能再提交 {} 第{}版",
+                    new.disclosure_id, new.revision
+                )));
+            }
+        }
+
+        sqlx::query(
+            "INSERT INTO disclosures (disclosure_id, revision, title, category, publish_date,
+                 formed_date, content_hash, json, submitted_by, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&new.disclosure_id)
+        .bind(new.revision)
+        .bind(&new.title)
+        .bind(&new.category)
+        .bind(new.publish_date.map(date_text))
+        .bind(date_text(new.formed_date))
+        .bind(&new.content_hash)
+        .bind(&new.json)
+        .bind(&new.submitted_by)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "inserting the revision"))?;
+
+        if max_revision.is_some() {
+            // Older revisions that were not sent yet (or gave up) must never go out now;
+            // the one in flight finishes, and complete_attempt withdraws it if it fails.
+            sqlx::query(
+                "UPDATE deliveries
+                 SET status = 'withdrawn', next_attempt_at = NULL, last_error = $3,
+                     updated_at = $4
+                 WHERE disclosure_id = $1 AND revision < $2 AND action = 'publish'
+                   AND status IN ('pending', 'retrying', 'dead')",
+            )
+            .bind(&new.disclosure_id)
+            .bind(new.revision)
+            .bind(format!("已被第{}版取代", new.revision))
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "superseding older revisions"))?;
+        }
+
+        let mut delivery_ids = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status,
+                     next_attempt_at, next_trigger, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'publish', 'pending', $5, 'scheduled', $5, $5)
+                 RETURNING id",
+            )
+            .bind(&new.disclosure_id)
+            .bind(new.revision)
+            .bind(&d.channel)
+            .bind(d.kind.as_str())
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| other(e, format!("creating the delivery to {}", d.channel)))?;
+            delivery_ids.push(id);
+        }
+        commit(tx).await?;
+        Ok(IngestOutcome::Created { delivery_ids })
     }
+
     async fn get_disclosure(
         &self,
-        _disclosure_id: &str,
-        _revision: Option<i64>,
+        disclosure_id: &str,
+        revision: Option<i64>,
     ) -> StoreResult<StoredDisclosure> {
-        unimplemented!()
+        let row = match revision {
+            Some(rev) => sqlx::query(concat!(
+                "SELECT ",
+                disclosure_cols!(),
+                " FROM disclosures s WHERE s.disclosure_id = $1 AND s.revision = $2"
+            ))
+            .bind(disclosure_id)
+            .bind(rev),
+            None => sqlx::query(concat!(
+                "SELECT ",
+                disclosure_cols!(),
+                " FROM disclosures s WHERE s.disclosure_id = $1
+                  ORDER BY s.revision DESC LIMIT 1"
+            ))
+            .bind(disclosure_id),
+        }
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| other(e, "reading a disclosure"))?;
+        match row {
+            Some(row) => disclosure_from_row(&row),
+            None => Err(StoreError::NotFound(match revision {
+                Some(rev) => format!("没有公开件 {disclosure_id} 第{rev}版"),
+                None => format!("没有公开件 {disclosure_id}"),
+            })),
+        }
     }
+
     async fn withdraw_disclosure(
         &self,
-        _disclosure_id: &str,
-        _by: &str,
-        _reason: Option<&str>,
-        _now: DateTime<Utc>,
+        disclosure_id: &str,
+        by: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
     ) -> StoreResult<WithdrawOutcome> {
-        unimplemented!()
+        let now_ms = ms(now);
+        let mut tx = self.begin_write().await?;
+
+        let known = sqlx::query(
+            "SELECT MAX(revision) AS max_revision,
+                    MAX(CASE WHEN withdrawn_at IS NOT NULL THEN 1 ELSE 0 END) AS withdrawn
+             FROM disclosures WHERE disclosure_id = $1",
+        )
+        .bind(disclosure_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| other(e, "reading stored revisions"))?;
+        let Some(latest) = col::<Option<i64>>(&known, "max_revision")? else {
+            return Err(StoreError::NotFound(format!("没有公开件 {disclosure_id}")));
+        };
+        if col::<Option<i64>>(&known, "withdrawn")? == Some(1) {
+            let delivery_ids = sqlx::query_scalar(
+                "SELECT id FROM deliveries
+                 WHERE disclosure_id = $1 AND action = 'withdraw' ORDER BY id",
+            )
+            .bind(disclosure_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading withdraw deliveries"))?;
+            return Ok(WithdrawOutcome::AlreadyWithdrawn { delivery_ids });
+        }
+
+        sqlx::query(
+            "UPDATE disclosures SET withdrawn_at = $2, withdrawn_by = $3, withdraw_reason = $4
+             WHERE disclosure_id = $1",
+        )
+        .bind(disclosure_id)
+        .bind(now_ms)
+        .bind(by)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "marking the disclosure withdrawn"))?;
+
+        // Which channels may hold the item is decided before cancelling: a cancelled
+        // delivery that had been attempted (a timeout, say) may still have reached them.
+        let mut delivery_ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status,
+                 next_attempt_at, next_trigger, created_at, updated_at)
+             SELECT $1, $2, channel, MAX(kind), 'withdraw', 'pending', $3, 'scheduled', $3, $3
+             FROM deliveries
+             WHERE disclosure_id = $1 AND action = 'publish'
+               AND (delivered_at IS NOT NULL OR attempts > 0)
+             GROUP BY channel
+             ORDER BY MIN(id)
+             RETURNING id",
+        )
+        .bind(disclosure_id)
+        .bind(latest)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| other(e, "creating withdraw deliveries"))?;
+        delivery_ids.sort_unstable();
+
+        let mut cancelled: Vec<i64> = sqlx::query_scalar(
+            "UPDATE deliveries
+             SET status = 'withdrawn', next_attempt_at = NULL, last_error = '该公开件已撤回',
+                 updated_at = $2
+             WHERE disclosure_id = $1 AND action = 'publish'
+               AND status IN ('pending', 'retrying', 'dead')
+             RETURNING id",
+        )
+        .bind(disclosure_id)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| other(e, "cancelling unsent publish deliveries"))?;
+        cancelled.sort_unstable();
+
+        commit(tx).await?;
+        Ok(WithdrawOutcome::Withdrawn {
+            cancelled,
+            delivery_ids,
+        })
     }
+
     async fn claim_due(
         &self,
-        _instance: &str,
-        _now: DateTime<Utc>,
-        _lease: Duration,
-        _limit: usize,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
     ) -> StoreResult<Vec<Claimed>> {
-        unimplemented!()
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now_ms = ms(now);
+        let until_ms = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write().await?;
+
+        // Due rows, oldest first, skipping those that wait for an older sibling. For
+        // in_flight rows next_attempt_at is the lease expiry, so expired claims come
+        // along. (PostgreSQL: add `FOR UPDATE OF d SKIP LOCKED`.)
+        let candidates = sqlx::query(concat!(
+            "SELECT d.id AS delivery_id, d.status AS delivery_status, ",
+            disclosure_cols!(),
+            " FROM deliveries d
+              JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+              WHERE d.status IN ('pending', 'retrying', 'in_flight')
+                AND d.next_attempt_at <= $1
+                AND NOT EXISTS (
+                    SELECT 1 FROM deliveries o
+                    WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+                      AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
+              ORDER BY d.next_attempt_at, d.id
+              LIMIT $2"
+        ))
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| other(e, "finding due deliveries"))?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let mut order = HashMap::with_capacity(candidates.len());
+        let mut disclosures = HashMap::with_capacity(candidates.len());
+        let mut claims = Vec::with_capacity(candidates.len());
+        let mut lost = Vec::new();
+        for (position, row) in candidates.iter().enumerate() {
+            let id: i64 = col(row, "delivery_id")?;
+            if col::<String>(row, "delivery_status")? == DeliveryStatus::InFlight.as_str() {
+                lost.push(id);
+            }
+            order.insert(id, position);
+            disclosures.insert(id, disclosure_from_row(row)?);
+            claims.push((id, uuid::Uuid::new_v4().to_string()));
+        }
+
+        if !lost.is_empty() {
+            // Written before the takeover, while the row still shows the abandoned claim.
+            // (SQLite: json_each and MAX(a, b); PostgreSQL: = ANY($2) and GREATEST.)
+            sqlx::query(concat!(
+                "INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+                     started_at, finished_at, outcome, detail, duration_ms)
+                 SELECT id, attempts, COALESCE(claim_trigger, 'scheduled'), claim_requested_by,
+                     claimed_by, COALESCE(claimed_at, $1), $1, 'lost', ",
+                lost_detail_sql!(),
+                ", MAX($1 - COALESCE(claimed_at, $1), 0)
+                 FROM deliveries
+                 WHERE status = 'in_flight' AND id IN (SELECT value FROM json_each($2))
+                 ORDER BY id"
+            ))
+            .bind(now_ms)
+            .bind(json_ids(&lost)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "writing down lost attempts"))?;
+        }
+
+        // One statement for the whole batch: each row gets its own token from the list.
+        // The trigger the attempt is made for moves to claim_trigger (SET reads the old
+        // values), and next_trigger goes back to scheduled.
+        // (PostgreSQL: FROM unnest($1::bigint[], $2::text[]) AS c(claim_id, token).)
+        let claimed_rows = sqlx::query(concat!(
+            "UPDATE deliveries SET
+                 status = 'in_flight',
+                 attempts = attempts + 1,
+                 claim_token = c.token,
+                 claimed_by = $2,
+                 claimed_at = $3,
+                 claimed_until = $4,
+                 next_attempt_at = $4,
+                 claim_trigger = next_trigger,
+                 claim_requested_by = requested_by,
+                 next_trigger = 'scheduled',
+                 requested_by = NULL,
+                 last_error = CASE WHEN status = 'in_flight' THEN ",
+            lost_detail_sql!(),
+            " ELSE last_error END,
+                 updated_at = $3
+             FROM (SELECT json_extract(value, '$[0]') AS claim_id,
+                          json_extract(value, '$[1]') AS token
+                   FROM json_each($1)) AS c
+             WHERE deliveries.id = c.claim_id
+             RETURNING ",
+            delivery_cols!(),
+            ", claim_token, claim_trigger, claim_requested_by"
+        ))
+        .bind(serde_json::to_string(&claims).map_err(|e| other(e, "encoding claims"))?)
+        .bind(instance)
+        .bind(now_ms)
+        .bind(until_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| other(e, "claiming due deliveries"))?;
+        commit(tx).await?;
+
+        let started_at = from_ms(now_ms, "now")?;
+        let mut out = Vec::with_capacity(claimed_rows.len());
+        for row in &claimed_rows {
+            let delivery = delivery_from_row(row)?;
+            let disclosure = disclosures.remove(&delivery.id).ok_or_else(|| {
+                StoreError::Other(anyhow!(
+                    "claimed delivery {} was not a candidate",
+                    delivery.id
+                ))
+            })?;
+            out.push(Claimed {
+                attempt_number: delivery.attempts,
+                trigger: enum_col(row, "claim_trigger")?,
+                requested_by: col(row, "claim_requested_by")?,
+                claim_token: col(row, "claim_token")?,
+                started_at,
+                disclosure,
+                delivery,
+            });
+        }
+        // RETURNING has no defined order; hand them out oldest due first.
+        out.sort_by_key(|c| order.get(&c.delivery.id).copied().unwrap_or(usize::MAX));
+        Ok(out)
     }
+
     async fn store_payload(
         &self,
-        _delivery_id: i64,
-        _claim_token: &str,
-        _payload: &[u8],
-        _payload_sha256: &str,
+        delivery_id: i64,
+        claim_token: &str,
+        payload: &[u8],
+        payload_sha256: &str,
     ) -> StoreResult<()> {
-        unimplemented!()
+        let done = sqlx::query(
+            "UPDATE deliveries SET payload = $3, payload_sha256 = $4
+             WHERE id = $1 AND claim_token = $2 AND status = 'in_flight' AND payload IS NULL",
+        )
+        .bind(delivery_id)
+        .bind(claim_token)
+        .bind(payload)
+        .bind(payload_sha256)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| other(e, "storing the payload"))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        // Say why, for the worker's log.
+        let row = sqlx::query(
+            "SELECT claim_token, payload IS NOT NULL AS has_payload FROM deliveries WHERE id = $1",
+        )
+        .bind(delivery_id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| other(e, "reading the delivery"))?;
+        let Some(row) = row else {
+            return Err(not_found_delivery(delivery_id));
+        };
+        if col::<Option<String>>(&row, "claim_token")?.as_deref() != Some(claim_token) {
+            return Err(StoreError::Conflict(format!(
+                "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管）"
+            )));
+        }
+        Err(StoreError::Conflict(format!(
+            "投递 {delivery_id} 的发送内容已固定，不能更改"
+        )))
     }
-    async fn complete_attempt(&self, _completion: &Completion) -> StoreResult<()> {
-        unimplemented!()
+
+    async fn complete_attempt(&self, completion: &Completion) -> StoreResult<()> {
+        let a = &completion.attempt;
+        let finished_ms = ms(a.finished_at);
+        let mut tx = self.begin_write().await?;
+
+        // The state changes only under the current claim; a stale token changes nothing
+        // here because the instance that took the delivery over owns its state.
+        let failed = match &completion.next {
+            NextState::Delivered { remote_id, url } => {
+                sqlx::query(concat!(
+                    "UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
+                         last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
+                         next_attempt_at = NULL, updated_at = $5, ",
+                    clear_claim!(),
+                    " WHERE id = $1 AND claim_token = $2"
+                ))
+                .bind(completion.delivery_id)
+                .bind(&completion.claim_token)
+                .bind(remote_id)
+                .bind(url)
+                .bind(finished_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| other(e, "marking the delivery delivered"))?;
+                None
+            }
+            NextState::Retry { at, error } => {
+                Some((DeliveryStatus::Retrying, Some(ms(*at)), error))
+            }
+            NextState::Dead { error } => Some((DeliveryStatus::Dead, None, error)),
+        };
+        if let Some((status, next_at, error)) = failed {
+            // A publish that a newer delivery of the same disclosure and channel replaced
+            // (a higher revision, or the withdrawal) must not be tried again.
+            let current = sqlx::query(
+                "SELECT d.action,
+                     (SELECT CASE n.action WHEN 'withdraw' THEN '该公开件已撤回'
+                             ELSE '已被第' || n.revision || '版取代' END
+                      FROM deliveries n
+                      WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+                        AND n.id > d.id
+                      ORDER BY n.id DESC LIMIT 1) AS superseded
+                 FROM deliveries d WHERE d.id = $1 AND d.claim_token = $2",
+            )
+            .bind(completion.delivery_id)
+            .bind(&completion.claim_token)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading the claimed delivery"))?;
+            if let Some(current) = current {
+                let action: Action = enum_col(&current, "action")?;
+                let superseded: Option<String> = col(&current, "superseded")?;
+                let (status, next_at, error) = match superseded {
+                    Some(note) if action == Action::Publish => {
+                        (DeliveryStatus::Withdrawn, None, note)
+                    }
+                    _ => (status, next_at, truncate(error)),
+                };
+                sqlx::query(concat!(
+                    "UPDATE deliveries SET status = $2, next_attempt_at = $3,
+                         last_error = $4, updated_at = $5, ",
+                    clear_claim!(),
+                    " WHERE id = $1"
+                ))
+                .bind(completion.delivery_id)
+                .bind(status.as_str())
+                .bind(next_at)
+                .bind(error)
+                .bind(finished_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| other(e, "moving the delivery to its next state"))?;
+            }
+        }
+
+        let inserted = sqlx::query(
+            "INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+                 started_at, finished_at, outcome, http_status, remote_code, detail, remote_id,
+                 duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(completion.delivery_id)
+        .bind(a.number)
+        .bind(a.trigger.as_str())
+        .bind(&a.requested_by)
+        .bind(&a.instance)
+        .bind(ms(a.started_at))
+        .bind(finished_ms)
+        .bind(a.outcome.as_str())
+        .bind(a.http_status)
+        .bind(&a.remote_code)
+        .bind(a.detail.as_deref().map(truncate))
+        .bind(&a.remote_id)
+        .bind((finished_ms - ms(a.started_at)).max(0))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
+                return Err(not_found_delivery(completion.delivery_id));
+            }
+            Err(e) => return Err(other(e, "appending the attempt")),
+        }
+        commit(tx).await
     }
-    async fn release_claim(&self, _delivery_id: i64, _claim_token: &str) -> StoreResult<()> {
-        unimplemented!()
+
+    async fn release_claim(&self, delivery_id: i64, claim_token: &str) -> StoreResult<()> {
+        // Due again at once: the claim time is no later than now and keeps its place in
+        // the queue. The trigger the claim was made for is put back, so a manual retry
+        // interrupted by a shutdown is still manual.
+        let done = sqlx::query(concat!(
+            "UPDATE deliveries SET
+                 status = CASE WHEN claim_trigger = 'manual' OR attempts <= 1
+                          THEN 'pending' ELSE 'retrying' END,
+                 attempts = MAX(attempts - 1, 0),
+                 next_attempt_at = COALESCE(claimed_at, updated_at),
+                 next_trigger = COALESCE(claim_trigger, 'scheduled'),
+                 requested_by = claim_requested_by, ",
+            clear_claim!(),
+            " WHERE id = $1 AND claim_token = $2 AND status = 'in_flight'"
+        ))
+        .bind(delivery_id)
+        .bind(claim_token)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| other(e, "releasing the claim"))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM deliveries WHERE id = $1")
+            .bind(delivery_id)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(|e| other(e, "reading the delivery"))?;
+        match exists {
+            None => Err(not_found_delivery(delivery_id)),
+            Some(_) => Err(StoreError::Conflict(format!(
+                "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管）"
+            ))),
+        }
     }
-    async fn list_deliveries(&self, _filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
-        unimplemented!()
+
+    async fn list_deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
+            "SELECT ",
+            delivery_cols!(),
+            " FROM deliveries WHERE 1 = 1"
+        ));
+        if !filter.statuses.is_empty() {
+            q.push(" AND status IN (");
+            let mut list = q.separated(", ");
+            for st in &filter.statuses {
+                list.push_bind(st.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(channel) = &filter.channel {
+            q.push(" AND channel = ").push_bind(channel);
+        }
+        if let Some(id) = &filter.disclosure_id {
+            q.push(" AND disclosure_id = ").push_bind(id);
+        }
+        q.push(" ORDER BY id");
+        if let Some(limit) = filter.limit {
+            q.push(" LIMIT ").push_bind(limit.max(0));
+        }
+        let rows = q
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| other(e, "listing deliveries"))?;
+        rows.iter().map(delivery_from_row).collect()
     }
-    async fn get_delivery(&self, _id: i64) -> StoreResult<DeliveryRow> {
-        unimplemented!()
+
+    async fn get_delivery(&self, id: i64) -> StoreResult<DeliveryRow> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_cols!(),
+            " FROM deliveries WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| other(e, "reading a delivery"))?;
+        match row {
+            Some(row) => delivery_from_row(&row),
+            None => Err(not_found_delivery(id)),
+        }
     }
-    async fn list_attempts(&self, _delivery_id: i64) -> StoreResult<Vec<AttemptRow>> {
-        unimplemented!()
+
+    async fn list_attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRow>> {
+        let rows = sqlx::query(
+            "SELECT id, delivery_id, number, trigger, requested_by, instance, started_at,
+                 finished_at, outcome, http_status, remote_code, detail, remote_id, duration_ms
+             FROM attempts WHERE delivery_id = $1 ORDER BY id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "listing attempts"))?;
+        if rows.is_empty() {
+            // Tell "no attempts yet" from "no such delivery".
+            self.get_delivery(delivery_id).await?;
+        }
+        rows.iter().map(attempt_from_row).collect()
     }
+
     async fn retry_now(
         &self,
-        _ids: &[i64],
-        _by: &str,
-        _now: DateTime<Utc>,
+        ids: &[i64],
+        by: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<RetryResult>> {
-        unimplemented!()
+        let now_ms = ms(now);
+        let mut tx = self.begin_write().await?;
+        let mut results = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let scheduled: Option<i64> = sqlx::query_scalar(
+                "UPDATE deliveries
+                 SET status = 'pending', next_attempt_at = $2, next_trigger = 'manual',
+                     requested_by = $3, attempts_base = attempts, updated_at = $2
+                 WHERE id = $1 AND status IN ('dead', 'retrying', 'pending')
+                 RETURNING id",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .bind(by)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| other(e, "scheduling an operator retry"))?;
+            if scheduled.is_some() {
+                results.push(RetryResult::Scheduled { id });
+                continue;
+            }
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| other(e, "reading a delivery"))?;
+            let reason = match status.as_deref().map(DeliveryStatus::from_str) {
+                None => "没有这个投递",
+                Some(Ok(DeliveryStatus::Delivered)) => "已送达，无需重试",
+                Some(Ok(DeliveryStatus::Withdrawn)) => "已撤回",
+                Some(Ok(DeliveryStatus::InFlight)) => "正在投递中",
+                Some(Ok(st)) => {
+                    return Err(StoreError::Other(anyhow!(
+                        "delivery {id} in status {st} was not retried"
+                    )))
+                }
+                Some(Err(e)) => return Err(StoreError::Other(anyhow!("delivery {id}: {e}"))),
+            };
+            results.push(RetryResult::Refused {
+                id,
+                reason: reason.to_string(),
+            });
+        }
+        commit(tx).await?;
+        Ok(results)
     }
+
     async fn list_published(&self) -> StoreResult<Vec<PublishedRow>> {
-        unimplemented!()
+        // The category is the latest revision's (a correction may fix it); the publish
+        // date is the first one any revision gave.
+        let rows = sqlx::query(
+            "SELECT d.disclosure_id, d.channel, MAX(d.kind) AS kind,
+                 MIN(d.delivered_at) AS first_delivered_at,
+                 (SELECT s.category FROM disclosures s WHERE s.disclosure_id = d.disclosure_id
+                  ORDER BY s.revision DESC LIMIT 1) AS category,
+                 (SELECT s.publish_date FROM disclosures s
+                  WHERE s.disclosure_id = d.disclosure_id AND s.publish_date IS NOT NULL
+                  ORDER BY s.revision LIMIT 1) AS publish_date
+             FROM deliveries d
+             WHERE d.action = 'publish' AND d.delivered_at IS NOT NULL
+             GROUP BY d.disclosure_id, d.channel
+             ORDER BY d.disclosure_id, d.channel",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "listing published deliveries"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(PublishedRow {
+                    disclosure_id: col(row, "disclosure_id")?,
+                    category: col(row, "category")?,
+                    channel: col(row, "channel")?,
+                    kind: enum_col(row, "kind")?,
+                    publish_date: opt_date(row, "publish_date")?,
+                    first_delivered_at: ts(row, "first_delivered_at")?,
+                })
+            })
+            .collect()
     }
+
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        unimplemented!()
+        // A row waiting for an older sibling is not due however old its time is; without
+        // the NOT EXISTS the worker would wake in a loop for it.
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT d.next_attempt_at FROM deliveries d
+             WHERE d.status IN ('pending', 'retrying', 'in_flight')
+               AND d.next_attempt_at IS NOT NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM deliveries o
+                   WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+                     AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
+             ORDER BY d.next_attempt_at LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| other(e, "finding the next due time"))?;
+        next.map(|v| from_ms(v, "next_attempt_at")).transpose()
     }
+}
+
+async fn commit(tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
+    tx.commit()
+        .await
+        .map_err(|e| other(e, "committing a write transaction"))
+}
+
+fn other<E>(e: E, context: impl Display) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Other(anyhow::Error::new(e).context(context.to_string()))
+}
+
+fn not_found_delivery(id: i64) -> StoreError {
+    StoreError::NotFound(format!("没有这个投递（编号 {id}）"))
+}
+
+fn truncate(s: &str) -> String {
+    match s.char_indices().nth(DETAIL_MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+fn json_ids(ids: &[i64]) -> StoreResult<String> {
+    serde_json::to_string(ids).map_err(|e| other(e, "encoding ids"))
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64, name: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v)
+        .ok_or_else(|| StoreError::Other(anyhow!("column {name}: timestamp {v} is out of range")))
+}
+
+fn date_text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn parse_date(s: &str, name: &str) -> StoreResult<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| other(e, format!("column {name}: {s:?} is not a YYYY-MM-DD date")))
+}
+
+fn col<'r, T>(row: &'r SqliteRow, name: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(name)
+        .map_err(|e| other(e, format!("reading column {name}")))
+}
+
+fn ts(row: &SqliteRow, name: &str) -> StoreResult<DateTime<Utc>> {
+    from_ms(col(row, name)?, name)
+}
+
+fn opt_ts(row: &SqliteRow, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    col::<Option<i64>>(row, name)?
+        .map(|v| from_ms(v, name))
+        .transpose()
+}
+
+fn opt_date(row: &SqliteRow, name: &str) -> StoreResult<Option<NaiveDate>> {
+    col::<Option<String>>(row, name)?
+        .map(|s| parse_date(&s, name))
+        .transpose()
+}
+
+fn enum_col<T: FromStr<Err = String>>(row: &SqliteRow, name: &str) -> StoreResult<T> {
+    let text: String = col(row, name)?;
+    text.parse()
+        .map_err(|e: String| StoreError::Other(anyhow!("column {name}: {e}")))
+}
+
+fn disclosure_from_row(row: &SqliteRow) -> StoreResult<StoredDisclosure> {
+    Ok(StoredDisclosure {
+        disclosure_id: col(row, "disclosure_id")?,
+        revision: col(row, "revision")?,
+        title: col(row, "title")?,
+        category: col(row, "category")?,
+        publish_date: opt_date(row, "publish_date")?,
+        formed_date: parse_date(&col::<String>(row, "formed_date")?, "formed_date")?,
+        content_hash: col(row, "content_hash")?,
+        json: col(row, "json")?,
+        submitted_by: col(row, "submitted_by")?,
+        received_at: ts(row, "received_at")?,
+        withdrawn_at: opt_ts(row, "withdrawn_at")?,
+        withdrawn_by: col(row, "withdrawn_by")?,
+        withdraw_reason: col(row, "withdraw_reason")?,
+    })
+}
+
+fn delivery_from_row(row: &SqliteRow) -> StoreResult<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: col(row, "id")?,
+        disclosure_id: col(row, "disclosure_id")?,
+        revision: col(row, "revision")?,
+        channel: col(row, "channel")?,
+        kind: enum_col(row, "kind")?,
+        action: enum_col(row, "action")?,
+        status: enum_col(row, "status")?,
+        attempts: col(row, "attempts")?,
+        attempts_base: col(row, "attempts_base")?,
+        next_attempt_at: opt_ts(row, "next_attempt_at")?,
+        next_trigger: enum_col(row, "next_trigger")?,
+        requested_by: col(row, "requested_by")?,
+        claimed_by: col(row, "claimed_by")?,
+        claimed_until: opt_ts(row, "claimed_until")?,
+        remote_id: col(row, "remote_id")?,
+        url: col(row, "url")?,
+        last_error: col(row, "last_error")?,
+        payload: col(row, "payload")?,
+        payload_sha256: col(row, "payload_sha256")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+        delivered_at: opt_ts(row, "delivered_at")?,
+    })
+}
+
+fn attempt_from_row(row: &SqliteRow) -> StoreResult<AttemptRow> {
+    Ok(AttemptRow {
+        id: col(row, "id")?,
+        delivery_id: col(row, "delivery_id")?,
+        number: col(row, "number")?,
+        trigger: enum_col(row, "trigger")?,
+        requested_by: col(row, "requested_by")?,
+        instance: col(row, "instance")?,
+        started_at: ts(row, "started_at")?,
+        finished_at: ts(row, "finished_at")?,
+        outcome: enum_col(row, "outcome")?,
+        http_status: col(row, "http_status")?,
+        remote_code: col(row, "remote_code")?,
+        detail: col(row, "detail")?,
+        remote_id: col(row, "remote_id")?,
+        duration_ms: col(row, "duration_ms")?,
+    })
 }
