@@ -49,7 +49,8 @@ fn cpu_and_peak_rss() -> (f64, u64) {
 }
 
 fn disclosure(i: usize) -> Vec<u8> {
-    let body = format!("<p>第{i}号公示：现将本季度城乡低保资金发放情况公示如下，公示期七个工作日。</p>");
+    let body =
+        format!("<p>第{i}号公示：现将本季度城乡低保资金发放情况公示如下，公示期七个工作日。</p>");
     let review = hex::encode(Sha256::digest(body.as_bytes()));
     serde_json::to_vec(&serde_json::json!({
         "disclosure_id": format!("bench-{i:06}"),
@@ -73,7 +74,9 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let sandbox = Sandbox(
         Command::new(env!("CARGO_BIN_EXE_gongkai"))
             .args([
@@ -92,8 +95,16 @@ async fn main() -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let start = Instant::now();
-    while client.get(format!("{base}/_sandbox/state")).send().await.is_err() {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(10), "sandbox did not start");
+    while client
+        .get(format!("{base}/_sandbox/state"))
+        .send()
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "sandbox did not start"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -141,7 +152,10 @@ async fn main() -> anyhow::Result<()> {
         if left.is_empty() {
             break;
         }
-        anyhow::ensure!(t1.elapsed() < Duration::from_secs(600), "deliveries did not finish");
+        anyhow::ensure!(
+            t1.elapsed() < Duration::from_secs(600),
+            "deliveries did not finish"
+        );
     }
     let elapsed = t1.elapsed();
     let (cpu1, peak_kib) = cpu_and_peak_rss();
@@ -173,7 +187,10 @@ async fn main() -> anyhow::Result<()> {
         "cpu: {:.1} µs per delivery (daemon process, user+system)",
         (cpu1 - cpu0) * 1e6 / delivered.max(1) as f64
     );
-    println!("peak RSS: {:.1} MB (daemon process, VmHWM)", peak_kib as f64 / 1024.0);
+    println!(
+        "peak RSS: {:.1} MB (daemon process, VmHWM)",
+        peak_kib as f64 / 1024.0
+    );
     println!(
         "platform: {} requests, {} duplicates",
         state["gov_site"]["requests"], state["gov_site"]["duplicates"]

@@ -215,3 +215,29 @@ fn a_missing_config_file_says_how_to_make_one() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("default-config"));
 }
+
+#[tokio::test]
+async fn an_environment_variable_overrides_a_config_key() {
+    let app = spawn_app().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args([
+            "--config",
+            app.config_path.to_str().unwrap(),
+            "check-config",
+        ])
+        .env("GONGKAI__WORKER__CONCURRENCY", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("worker.concurrency"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = gongkai(&[
+        "--config",
+        app.config_path.to_str().unwrap(),
+        "check-config",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -146,3 +146,53 @@ async fn a_platform_that_times_out_is_retried_with_the_same_idempotency_key() {
     assert_eq!(state["gov_site"]["duplicates"], 0);
     assert_eq!(state["gov_site"]["docs"].as_array().unwrap().len(), 1);
 }
+
+/// A channel whose code panics: the worker must log it and carry on.
+struct PanickingChannel;
+
+#[async_trait::async_trait]
+impl gongkai::channel::Channel for PanickingChannel {
+    fn name(&self) -> &str {
+        "gov_site"
+    }
+    fn kind(&self) -> gongkai::domain::ChannelKind {
+        gongkai::domain::ChannelKind::GovSite
+    }
+    fn template(&self) -> &str {
+        "gov_site/disclosure.json.j2"
+    }
+    async fn deliver(
+        &self,
+        _request: &gongkai::channel::DeliveryRequest,
+    ) -> Result<gongkai::channel::Receipt, gongkai::channel::DeliveryError> {
+        panic!("a bug in a channel");
+    }
+}
+
+#[tokio::test]
+async fn a_panic_inside_one_delivery_does_not_stop_the_worker() {
+    let app = spawn_app_with(|s| s.worker.lease = std::time::Duration::from_secs(1)).await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00206", 1))
+        .await;
+    let settings = app.ledger.settings.clone();
+    let renderer = gongkai::render::Renderer::load(&settings.templates_path()).unwrap();
+    let broken = std::sync::Arc::new(gongkai::delivery::worker::Worker::new(
+        app.ledger.store.clone(),
+        gongkai::channel::Registry::from_channels(vec![std::sync::Arc::new(PanickingChannel)]),
+        std::sync::Arc::new(renderer),
+        settings,
+        app.ledger.wake.clone(),
+    ));
+    let s = broken.run_once(chrono::Utc::now()).await.unwrap();
+    assert_eq!((s.claimed, s.unrecorded), (1, 1));
+    // The same worker keeps working: the next run finds nothing new, without an error.
+    assert!(broken.run_once(chrono::Utc::now()).await.unwrap().is_idle());
+
+    // The lease expires; a healthy worker takes the delivery over and delivers it, and the
+    // interrupted attempt is on record.
+    app.run_worker_until_idle().await;
+    let d = &app.deliveries_of("zpmzj-2017-00206").await[0];
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    let outcomes: Vec<_> = app.attempts(d.id).await.iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes, [AttemptOutcome::Lost, AttemptOutcome::Delivered]);
+}
