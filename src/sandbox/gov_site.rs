@@ -887,3 +887,23 @@ mod tests {
         assert_eq!(ok.revision, 3);
     }
 }
+
+#[cfg(test)]
+mod signature_vector {
+    /// The same known answer as the client's test (computed with openssl), so the emulator
+    /// and gongkai's website channel cannot drift apart.
+    #[test]
+    fn the_emulator_signs_like_the_contract() {
+        assert_eq!(
+            super::sign(
+                "s3cret",
+                "POST",
+                "/v1/disclosures",
+                1_700_000_000,
+                "n-1",
+                b"{}"
+            ),
+            "8cbc5b16e031a86c673ddcd353c4f62f60859cbd7a0a1b69ca8f96c363a9e5f3"
+        );
+    }
+}
