@@ -198,7 +198,8 @@ pub const SHORT_TITLE_MAX_CHARS: usize = 32;
 /// Longest disclosure id accepted, in characters.
 pub const DISCLOSURE_ID_MAX_CHARS: usize = 128;
 
-const TOP_FIELDS: &[&str] = &[
+/// Every top-level field a disclosure may carry (domain.md §4.4).
+pub const TOP_FIELDS: &[&str] = &[
     "disclosure_id",
     "revision",
     "title",

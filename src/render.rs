@@ -23,36 +23,6 @@ pub struct RenderContext<'a> {
     pub withdraw_reason: Option<&'a str>,
 }
 
-/// Fields that templates may read even when a disclosure leaves them out.
-const OPTIONAL_FIELDS: &[&str] = &[
-    "short_title",
-    "publisher_code",
-    "publish_date",
-    "valid_from",
-    "valid_to",
-    "index_no",
-    "doc_no",
-    "abstract",
-    "body_markdown",
-    "body_text",
-    "attachments",
-    "art20_item",
-    "doc_kind",
-    "validity",
-    "disclosure_mode",
-    "scope",
-    "theme_category",
-    "genre",
-    "catalog_code",
-    "keywords",
-    "interprets",
-    "replaces",
-    "deadline",
-    "display_min_working_days",
-    "channels",
-    "led_text",
-];
-
 impl<'a> RenderContext<'a> {
     pub fn new(
         d: &Disclosure,
@@ -64,7 +34,7 @@ impl<'a> RenderContext<'a> {
     ) -> Self {
         let mut value = serde_json::to_value(d).expect("a Disclosure always serializes");
         if let Some(map) = value.as_object_mut() {
-            for f in OPTIONAL_FIELDS {
+            for f in crate::disclosure::TOP_FIELDS {
                 map.entry(*f).or_insert(serde_json::Value::Null);
             }
         }

@@ -69,6 +69,35 @@ macro_rules! lost_detail_sql {
     };
 }
 
+/// Due rows, oldest first, skipping those that wait for an older sibling. For in_flight
+/// rows next_attempt_at is the lease expiry, so expired claims come along.
+/// (PostgreSQL: add `FOR UPDATE OF d SKIP LOCKED`.)
+const CLAIM_CANDIDATES_SQL: &str = concat!(
+    "SELECT d.id AS delivery_id, d.status AS delivery_status, ",
+    disclosure_cols!(),
+    " FROM deliveries d
+     JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+     WHERE d.status IN ('pending', 'retrying', 'in_flight')
+       AND d.next_attempt_at <= $1
+       AND NOT EXISTS (
+           SELECT 1 FROM deliveries o
+           WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+             AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
+     ORDER BY d.next_attempt_at, d.id
+     LIMIT $2"
+);
+
+/// A row waiting for an older sibling is not due however old its time is; without the
+/// NOT EXISTS the worker would wake in a loop for it.
+const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
+     WHERE d.status IN ('pending', 'retrying', 'in_flight')
+       AND d.next_attempt_at IS NOT NULL
+       AND NOT EXISTS (
+           SELECT 1 FROM deliveries o
+           WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+             AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
+     ORDER BY d.next_attempt_at LIMIT 1";
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -90,8 +119,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // A local file cannot drop the connection the way a network database can, so the
+        // ping before every acquire (a round trip to the connection's thread) buys nothing.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening SQLite database {path}"))?;
@@ -102,6 +134,7 @@ impl SqliteStore {
         // Opened after the migrations so that no reader sees a half-built schema.
         let reader = SqlitePoolOptions::new()
             .max_connections(READER_CONNECTIONS)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {path} for reading"))?;
@@ -150,13 +183,9 @@ impl Store for SqliteStore {
                 new.disclosure_id
             )));
         }
-        if let Some(hash) = same_hash {
-            if hash != new.content_hash {
-                return Err(StoreError::Conflict(format!(
-                    "{} 第{}版已存在且内容不同：已存的版本不能修改，更正请提交更高版本",
-                    new.disclosure_id, new.revision
-                )));
-            }
+        // The very same submission again (an upstream retry) is answered as the first
+        // time, even if a higher revision came since.
+        if same_hash.as_deref() == Some(new.content_hash.as_str()) {
             let delivery_ids = sqlx::query_scalar(
                 "SELECT id FROM deliveries
                  WHERE disclosure_id = $1 AND revision = $2 AND action = 'publish'
@@ -176,6 +205,12 @@ impl Store for SqliteStore {
                     new.disclosure_id, new.revision
                 )));
             }
+        }
+        if same_hash.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "{} 第{}版已存在且内容不同：已存的版本不能修改，更正请提交更高版本",
+                new.disclosure_id, new.revision
+            )));
         }
 
         sqlx::query(
@@ -375,28 +410,12 @@ impl Store for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut tx = self.begin_write().await?;
 
-        // Due rows, oldest first, skipping those that wait for an older sibling. For
-        // in_flight rows next_attempt_at is the lease expiry, so expired claims come
-        // along. (PostgreSQL: add `FOR UPDATE OF d SKIP LOCKED`.)
-        let candidates = sqlx::query(concat!(
-            "SELECT d.id AS delivery_id, d.status AS delivery_status, ",
-            disclosure_cols!(),
-            " FROM deliveries d
-              JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
-              WHERE d.status IN ('pending', 'retrying', 'in_flight')
-                AND d.next_attempt_at <= $1
-                AND NOT EXISTS (
-                    SELECT 1 FROM deliveries o
-                    WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
-                      AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
-              ORDER BY d.next_attempt_at, d.id
-              LIMIT $2"
-        ))
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| other(e, "finding due deliveries"))?;
+        let candidates = sqlx::query(CLAIM_CANDIDATES_SQL)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| other(e, "finding due deliveries"))?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -836,21 +855,10 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        // A row waiting for an older sibling is not due however old its time is; without
-        // the NOT EXISTS the worker would wake in a loop for it.
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT d.next_attempt_at FROM deliveries d
-             WHERE d.status IN ('pending', 'retrying', 'in_flight')
-               AND d.next_attempt_at IS NOT NULL
-               AND NOT EXISTS (
-                   SELECT 1 FROM deliveries o
-                   WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
-                     AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
-             ORDER BY d.next_attempt_at LIMIT 1",
-        )
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|e| other(e, "finding the next due time"))?;
+        let next: Option<i64> = sqlx::query_scalar(NEXT_DUE_SQL)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(|e| other(e, "finding the next due time"))?;
         next.map(|v| from_ms(v, "next_attempt_at")).transpose()
     }
 }
@@ -993,4 +1001,35 @@ fn attempt_from_row(row: &SqliteRow) -> StoreResult<AttemptRow> {
         remote_id: col(row, "remote_id")?,
         duration_ms: col(row, "duration_ms")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim runs on every poll of every worker: it must walk `deliveries_due` in
+    /// order and stop after `limit` rows, not sort every due row. SQLite has no statistics
+    /// here (no ANALYZE), so a new index can silently change its mind.
+    #[tokio::test]
+    async fn the_claim_and_next_due_queries_walk_the_due_index_without_sorting() {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let path = dir.path().join("plan.db");
+        let store = SqliteStore::open(&path.display().to_string())
+            .await
+            .expect("open the store");
+        for sql in [CLAIM_CANDIDATES_SQL, NEXT_DUE_SQL] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(0_i64)
+                .bind(10_i64)
+                .fetch_all(&store.reader)
+                .await
+                .expect("explain the query")
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect();
+            let plan = plan.join("\n");
+            assert!(plan.contains("USING INDEX deliveries_due"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
 }

@@ -79,8 +79,9 @@ CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id)
 -- channel) and the "superseded by a newer sibling" check.
 CREATE INDEX deliveries_sibling ON deliveries (disclosure_id, channel, id);
 
--- Operator lists filtered by status.
-CREATE INDEX deliveries_status ON deliveries (status, id);
+-- No index on status alone: without statistics SQLite prefers it for the claim query
+-- and then sorts every due row on each claim, instead of walking deliveries_due in order.
+-- Operator lists by status (rare) scan the table instead.
 
 -- Append-only. There is deliberately no UNIQUE (delivery_id, number): when a lease expires,
 -- the `lost` row takes the number of the abandoned attempt, and the instance that was

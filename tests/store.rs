@@ -1,0 +1,1046 @@
+//! The delivery ledger's behaviour, told over `Arc<dyn Store>` so that every backend runs
+//! the same story: `story` walks one disclosure through its life, the smaller tests pin one
+//! rule each. Every test gets a fresh SQLite file in its own temporary directory.
+//! Time is passed in explicitly (`t(seconds)`), so nothing here sleeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use gongkai::domain::{Action, AttemptOutcome, AttemptTrigger, ChannelKind, DeliveryStatus};
+use gongkai::store::{
+    Claimed, Completion, DeliveryFilter, IngestOutcome, NewAttempt, NewDelivery, NewDisclosure,
+    NextState, RetryResult, Store, StoreError, WithdrawOutcome,
+};
+use tempfile::TempDir;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+/// A store on a fresh file; keep the `TempDir` alive as long as the store.
+async fn fresh_store() -> (TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let store = connect_to(&dir).await;
+    (dir, store)
+}
+
+async fn connect_to(dir: &TempDir) -> Arc<dyn Store> {
+    let url = format!("sqlite://{}", dir.path().join("gongkai.db").display());
+    gongkai::store::connect(&url)
+        .await
+        .expect("open the SQLite store")
+}
+
+/// Seconds after a fixed instant.
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 8, 0, 0).unwrap() + chrono::Duration::seconds(seconds)
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn revision(id: &str, revision: i64, content: &str) -> NewDisclosure {
+    NewDisclosure {
+        disclosure_id: id.to_string(),
+        revision,
+        title: format!("关于{content}的通知"),
+        category: "通知公告".to_string(),
+        publish_date: Some(date(2025, 3, 1)),
+        formed_date: date(2025, 2, 28),
+        content_hash: format!("hash-of-{content}"),
+        json: format!(r#"{{"id":"{id}","revision":{revision},"body":"{content}"}}"#),
+        submitted_by: "api".to_string(),
+    }
+}
+
+fn to(channels: &[&str]) -> Vec<NewDelivery> {
+    channels
+        .iter()
+        .map(|c| NewDelivery {
+            channel: c.to_string(),
+            kind: ChannelKind::GovSite,
+        })
+        .collect()
+}
+
+/// Stores a revision that must be new, returning its delivery ids.
+async fn ingest(
+    store: &Arc<dyn Store>,
+    new: NewDisclosure,
+    channels: &[&str],
+    now: DateTime<Utc>,
+) -> Vec<i64> {
+    match store.insert_disclosure(&new, &to(channels), now).await {
+        Ok(IngestOutcome::Created { delivery_ids }) => delivery_ids,
+        other => panic!("expected a new revision, got {other:?}"),
+    }
+}
+
+async fn claim(store: &Arc<dyn Store>, instance: &str, now: DateTime<Utc>) -> Vec<Claimed> {
+    store
+        .claim_due(instance, now, LEASE, 100)
+        .await
+        .expect("claim due deliveries")
+}
+
+fn ids(claims: &[Claimed]) -> Vec<i64> {
+    claims.iter().map(|c| c.delivery.id).collect()
+}
+
+fn outcome_of(next: &NextState) -> AttemptOutcome {
+    match next {
+        NextState::Delivered { .. } => AttemptOutcome::Delivered,
+        NextState::Retry { .. } => AttemptOutcome::Transient,
+        NextState::Dead { .. } => AttemptOutcome::Permanent,
+    }
+}
+
+/// Finishes a claimed attempt the way the worker does.
+async fn complete(
+    store: &Arc<dyn Store>,
+    claimed: &Claimed,
+    instance: &str,
+    next: NextState,
+    finished_at: DateTime<Utc>,
+) {
+    let detail = match &next {
+        NextState::Delivered { .. } => None,
+        NextState::Retry { error, .. } | NextState::Dead { error } => Some(error.clone()),
+    };
+    let completion = Completion {
+        delivery_id: claimed.delivery.id,
+        claim_token: claimed.claim_token.clone(),
+        attempt: NewAttempt {
+            number: claimed.attempt_number,
+            trigger: claimed.trigger,
+            requested_by: claimed.requested_by.clone(),
+            instance: instance.to_string(),
+            started_at: claimed.started_at,
+            finished_at,
+            outcome: outcome_of(&next),
+            http_status: Some(match next {
+                NextState::Delivered { .. } => 200,
+                NextState::Retry { .. } => 503,
+                NextState::Dead { .. } => 400,
+            }),
+            remote_code: None,
+            detail,
+            remote_id: None,
+        },
+        next,
+    };
+    store
+        .complete_attempt(&completion)
+        .await
+        .expect("complete the attempt");
+}
+
+fn delivered(remote_id: &str) -> NextState {
+    NextState::Delivered {
+        remote_id: Some(remote_id.to_string()),
+        url: Some(format!("https://example.gov.cn/{remote_id}")),
+    }
+}
+
+fn retry_at(at: DateTime<Utc>) -> NextState {
+    NextState::Retry {
+        at,
+        error: "HTTP 503 服务暂不可用".to_string(),
+    }
+}
+
+fn dead() -> NextState {
+    NextState::Dead {
+        error: "HTTP 400 栏目不存在".to_string(),
+    }
+}
+
+async fn status_of(store: &Arc<dyn Store>, id: i64) -> DeliveryStatus {
+    store.get_delivery(id).await.expect("read delivery").status
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, needle: &str) {
+    match result {
+        Err(StoreError::Conflict(message)) => assert!(
+            message.contains(needle),
+            "conflict {message:?} should mention {needle:?}"
+        ),
+        other => panic!("expected a conflict mentioning {needle:?}, got {other:?}"),
+    }
+}
+
+/// One disclosure's life: ingest, resubmit, correct, deliver, count, withdraw.
+async fn story(store: Arc<dyn Store>) {
+    // Revision 1 goes to two channels.
+    let first = ingest(&store, revision("GK-1", 1, "v1"), &["site", "wall"], t(0)).await;
+    assert_eq!(first.len(), 2);
+
+    // Upstream sends it again: nothing new.
+    let again = store
+        .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        IngestOutcome::Unchanged {
+            delivery_ids: first.clone()
+        }
+    );
+    // The same revision with other content is refused.
+    assert_conflict(
+        store
+            .insert_disclosure(&revision("GK-1", 1, "v1-edited"), &to(&["site"]), t(1))
+            .await,
+        "第1版已存在",
+    );
+
+    // The worker claims both, in order.
+    let claims = claim(&store, "worker-a", t(2)).await;
+    assert_eq!(ids(&claims), first);
+    for c in &claims {
+        assert_eq!(c.attempt_number, 1);
+        assert_eq!(c.trigger, AttemptTrigger::Scheduled);
+        assert_eq!(c.disclosure.revision, 1);
+        assert_eq!(c.delivery.status, DeliveryStatus::InFlight);
+    }
+    // The site accepts it; the wall is down.
+    complete(&store, &claims[0], "worker-a", delivered("site-1"), t(3)).await;
+    complete(&store, &claims[1], "worker-a", retry_at(t(100)), t(3)).await;
+
+    // A correction arrives: revision 1 to the wall is never sent now.
+    let second = ingest(&store, revision("GK-1", 2, "v2"), &["site", "wall"], t(10)).await;
+    let wall_1 = store.get_delivery(first[1]).await.unwrap();
+    assert_eq!(wall_1.status, DeliveryStatus::Withdrawn);
+    assert_eq!(wall_1.last_error.as_deref(), Some("已被第2版取代"));
+    assert_eq!(wall_1.next_attempt_at, None);
+    assert_eq!(status_of(&store, first[0]).await, DeliveryStatus::Delivered);
+
+    // A late copy of revision 1 is refused.
+    assert_conflict(
+        store
+            .insert_disclosure(&revision("GK-1", 1, "v1-late"), &to(&["site"]), t(11))
+            .await,
+        "已有更高版本（第2版）",
+    );
+
+    // A retried copy of the very first submission is still answered as before.
+    assert_eq!(
+        store
+            .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(11))
+            .await
+            .unwrap(),
+        IngestOutcome::Unchanged {
+            delivery_ids: first.clone()
+        }
+    );
+
+    // Revision 2 goes out everywhere.
+    let claims = claim(&store, "worker-a", t(20)).await;
+    assert_eq!(ids(&claims), second);
+    for c in &claims {
+        assert_eq!(c.disclosure.revision, 2);
+        assert_eq!(c.disclosure.json, revision("GK-1", 2, "v2").json);
+        complete(&store, c, "worker-a", delivered("r2"), t(21)).await;
+    }
+    let site_2 = store.get_delivery(second[0]).await.unwrap();
+    assert_eq!(site_2.delivered_at, Some(t(21)));
+    assert_eq!(site_2.remote_id.as_deref(), Some("r2"));
+    assert_eq!(site_2.claimed_by, None);
+
+    // The report counts each channel once, from its first delivery.
+    let published = store.list_published().await.unwrap();
+    let counted: Vec<_> = published
+        .iter()
+        .map(|p| {
+            (
+                p.disclosure_id.as_str(),
+                p.channel.as_str(),
+                p.first_delivered_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        counted,
+        vec![("GK-1", "site", t(3)), ("GK-1", "wall", t(21))]
+    );
+
+    // The department withdraws it: both channels hold it, so both get a withdraw delivery.
+    let outcome = store
+        .withdraw_disclosure("GK-1", "cli:王科长", Some("信息有误"), t(30))
+        .await
+        .unwrap();
+    let WithdrawOutcome::Withdrawn {
+        cancelled,
+        delivery_ids: withdrawals,
+    } = outcome
+    else {
+        panic!("expected a fresh withdrawal, got {outcome:?}");
+    };
+    assert!(cancelled.is_empty());
+    assert_eq!(withdrawals.len(), 2);
+    let claims = claim(&store, "worker-a", t(31)).await;
+    assert_eq!(ids(&claims), withdrawals);
+    for c in &claims {
+        assert_eq!(c.delivery.action, Action::Withdraw);
+        assert_eq!(c.delivery.revision, 2);
+        complete(&store, c, "worker-a", delivered("gone"), t(32)).await;
+    }
+
+    // Withdrawing again changes nothing; no revision is accepted any more.
+    assert_eq!(
+        store
+            .withdraw_disclosure("GK-1", "cli:王科长", None, t(40))
+            .await
+            .unwrap(),
+        WithdrawOutcome::AlreadyWithdrawn {
+            delivery_ids: withdrawals.clone()
+        }
+    );
+    assert_conflict(
+        store
+            .insert_disclosure(&revision("GK-1", 3, "v3"), &to(&["site"]), t(41))
+            .await,
+        "该公开件已撤回",
+    );
+    let latest = store.get_disclosure("GK-1", None).await.unwrap();
+    assert_eq!(latest.revision, 2);
+    assert_eq!(latest.withdrawn_at, Some(t(30)));
+    assert_eq!(latest.withdrawn_by.as_deref(), Some("cli:王科长"));
+    assert_eq!(latest.withdraw_reason.as_deref(), Some("信息有误"));
+    let original = store.get_disclosure("GK-1", Some(1)).await.unwrap();
+    assert_eq!(original.content_hash, "hash-of-v1");
+    assert_eq!(original.withdrawn_at, Some(t(30)));
+
+    // History: the wall's revision-1 delivery keeps its failed attempt.
+    let attempts = store.list_attempts(first[1]).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Transient);
+    assert_eq!(attempts[0].http_status, Some(503));
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_story_of_one_disclosure_holds_on_sqlite() {
+    let (_dir, store) = fresh_store().await;
+    story(store).await;
+}
+
+#[tokio::test]
+async fn resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflict() {
+    let (_dir, store) = fresh_store().await;
+    let ids = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await;
+
+    // Resubmitting with other channels still creates nothing.
+    let again = store
+        .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        IngestOutcome::Unchanged {
+            delivery_ids: ids.clone()
+        }
+    );
+    assert_conflict(
+        store
+            .insert_disclosure(&revision("GK-1", 1, "other"), &to(&["site"]), t(5))
+            .await,
+        "内容不同",
+    );
+    let all = store
+        .list_deliveries(&DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(matches!(
+        store.get_disclosure("GK-2", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_higher_revision_supersedes_unfinished_publish_deliveries_of_older_ones() {
+    let (_dir, store) = fresh_store().await;
+    // Arrange: revision 1 pending on "a", retrying on "b", dead on "c", delivered on "d".
+    let r1 = ingest(
+        &store,
+        revision("GK-1", 1, "v1"),
+        &["a", "b", "c", "d"],
+        t(0),
+    )
+    .await;
+    let claims = claim(&store, "w", t(1)).await;
+    complete(&store, &claims[1], "w", retry_at(t(500)), t(2)).await;
+    complete(&store, &claims[2], "w", dead(), t(2)).await;
+    complete(&store, &claims[3], "w", delivered("d-1"), t(2)).await;
+    store
+        .release_claim(r1[0], &claims[0].claim_token)
+        .await
+        .unwrap();
+    assert_eq!(status_of(&store, r1[0]).await, DeliveryStatus::Pending);
+
+    // Act
+    let r2 = ingest(
+        &store,
+        revision("GK-1", 2, "v2"),
+        &["a", "b", "c", "d"],
+        t(10),
+    )
+    .await;
+
+    // Assert
+    for (id, expected) in [
+        (r1[0], DeliveryStatus::Withdrawn),
+        (r1[1], DeliveryStatus::Withdrawn),
+        (r1[2], DeliveryStatus::Withdrawn),
+        (r1[3], DeliveryStatus::Delivered),
+    ] {
+        let row = store.get_delivery(id).await.unwrap();
+        assert_eq!(row.status, expected, "delivery {id} to {}", row.channel);
+        if expected == DeliveryStatus::Withdrawn {
+            assert_eq!(row.last_error.as_deref(), Some("已被第2版取代"));
+        }
+    }
+    assert_eq!(ids(&claim(&store, "w", t(11)).await), r2);
+}
+
+#[tokio::test]
+async fn a_revision_lower_than_the_highest_stored_is_refused() {
+    let (_dir, store) = fresh_store().await;
+    ingest(&store, revision("GK-1", 3, "v3"), &["site"], t(0)).await;
+
+    assert_conflict(
+        store
+            .insert_disclosure(&revision("GK-1", 2, "v2"), &to(&["site"]), t(1))
+            .await,
+        "已有更高版本（第3版）",
+    );
+    assert_eq!(
+        store.get_disclosure("GK-1", None).await.unwrap().revision,
+        3
+    );
+    assert!(matches!(
+        store.get_disclosure("GK-1", Some(2)).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn claims_take_the_oldest_due_first_and_leave_the_rest() {
+    let (_dir, store) = fresh_store().await;
+    let a = ingest(&store, revision("GK-A", 1, "a"), &["site"], t(0)).await[0];
+    let b = ingest(&store, revision("GK-B", 1, "b"), &["site"], t(1)).await[0];
+    let c = ingest(&store, revision("GK-C", 1, "c"), &["site"], t(2)).await[0];
+
+    // The limit is respected, oldest first.
+    let first = store.claim_due("w", t(3), LEASE, 2).await.unwrap();
+    assert_eq!(ids(&first), vec![a, b]);
+    complete(&store, &first[0], "w", retry_at(t(100)), t(4)).await;
+    complete(&store, &first[1], "w", retry_at(t(50)), t(4)).await;
+
+    // At t(60): c (due since t(2)) before b (due t(50)); a is not due until t(100).
+    assert_eq!(ids(&claim(&store, "w", t(60)).await), vec![c, b]);
+    assert_eq!(ids(&claim(&store, "w", t(99)).await), Vec::<i64>::new());
+    assert_eq!(store.next_due_at().await.unwrap(), Some(t(100)));
+    assert_eq!(ids(&claim(&store, "w", t(100)).await), vec![a]);
+    assert_eq!(
+        store.get_delivery(a).await.unwrap().attempts,
+        2,
+        "the retry counts as the second attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_waits_while_an_older_one_for_the_same_channel_is_unfinished() {
+    let (_dir, store) = fresh_store().await;
+    let r1 = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await;
+    let in_flight = claim(&store, "w", t(1)).await;
+    assert_eq!(ids(&in_flight), r1);
+
+    // Revision 2 arrives while revision 1 is being sent to "site".
+    let r2 = ingest(&store, revision("GK-1", 2, "v2"), &["site", "wall"], t(2)).await;
+
+    // Only the wall may go now; the site must first finish revision 1.
+    assert_eq!(ids(&claim(&store, "w", t(3)).await), vec![r2[1]]);
+    assert_eq!(
+        store.next_due_at().await.unwrap(),
+        Some(t(1) + chrono::Duration::from_std(LEASE).unwrap()),
+        "the blocked delivery is not due; the lease of its older sibling is"
+    );
+    complete(&store, &in_flight[0], "w", delivered("r1"), t(4)).await;
+    assert_eq!(ids(&claim(&store, "w", t(5)).await), vec![r2[0]]);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down() {
+    let (_dir, store) = fresh_store().await;
+    let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
+    let by_a = claim(&store, "instance-a", t(1)).await;
+    assert_eq!(by_a[0].delivery.claimed_until, Some(t(61)));
+
+    // Within the lease nobody else gets it.
+    assert!(claim(&store, "instance-b", t(60)).await.is_empty());
+
+    // Act: the lease has run out (instance-a crashed).
+    let by_b = claim(&store, "instance-b", t(61)).await;
+
+    // Assert
+    assert_eq!(ids(&by_b), vec![id]);
+    assert_eq!(by_b[0].attempt_number, 2);
+    assert_eq!(by_b[0].delivery.claimed_by.as_deref(), Some("instance-b"));
+    assert_ne!(by_b[0].claim_token, by_a[0].claim_token);
+    let attempts = store.list_attempts(id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    let lost = &attempts[0];
+    assert_eq!(lost.outcome, AttemptOutcome::Lost);
+    assert_eq!(lost.number, 1);
+    assert_eq!(lost.instance.as_deref(), Some("instance-a"));
+    assert_eq!((lost.started_at, lost.finished_at), (t(1), t(61)));
+    assert_eq!(lost.duration_ms, 60_000);
+    let detail = lost.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("实例 instance-a 在租约到期前未报告结果"),
+        "{detail}"
+    );
+
+    complete(&store, &by_b[0], "instance-b", delivered("x"), t(62)).await;
+    let row = store.get_delivery(id).await.unwrap();
+    assert_eq!(row.status, DeliveryStatus::Delivered);
+    assert_eq!(row.attempts, 2);
+    assert_eq!(row.last_error, None);
+}
+
+#[tokio::test]
+async fn a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing() {
+    let (_dir, store) = fresh_store().await;
+    let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
+    let by_a = claim(&store, "instance-a", t(1)).await;
+    let by_b = claim(&store, "instance-b", t(70)).await;
+
+    // instance-a was only slow: it reports after instance-b took over.
+    complete(&store, &by_a[0], "instance-a", dead(), t(71)).await;
+
+    let row = store.get_delivery(id).await.unwrap();
+    assert_eq!(row.status, DeliveryStatus::InFlight);
+    assert_eq!(row.claimed_by.as_deref(), Some("instance-b"));
+    // Both reports of attempt 1 are kept, in the order they were written.
+    let attempts = store.list_attempts(id).await.unwrap();
+    let seen: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.number, a.outcome, a.instance.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, AttemptOutcome::Lost, Some("instance-a")),
+            (1, AttemptOutcome::Permanent, Some("instance-a")),
+        ]
+    );
+
+    // The current claim still completes.
+    complete(&store, &by_b[0], "instance-b", delivered("x"), t(72)).await;
+    assert_eq!(status_of(&store, id).await, DeliveryStatus::Delivered);
+    assert_eq!(store.list_attempts(id).await.unwrap().len(), 3);
+    // A second report with the used token changes nothing either.
+    complete(&store, &by_b[0], "instance-b", dead(), t(73)).await;
+    assert_eq!(status_of(&store, id).await, DeliveryStatus::Delivered);
+}
+
+#[tokio::test]
+async fn an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history() {
+    let (_dir, store) = fresh_store().await;
+    let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
+    let first = claim(&store, "w", t(1)).await;
+    complete(&store, &first[0], "w", dead(), t(2)).await;
+    assert_eq!(status_of(&store, id).await, DeliveryStatus::Dead);
+
+    // Act
+    let result = store.retry_now(&[id], "cli:张三", t(10)).await.unwrap();
+
+    // Assert
+    assert_eq!(result, vec![RetryResult::Scheduled { id }]);
+    let row = store.get_delivery(id).await.unwrap();
+    assert_eq!(row.status, DeliveryStatus::Pending);
+    assert_eq!(row.next_attempt_at, Some(t(10)));
+    assert_eq!(row.next_trigger, AttemptTrigger::Manual);
+    assert_eq!(row.requested_by.as_deref(), Some("cli:张三"));
+    assert_eq!((row.attempts, row.attempts_base), (1, 1));
+
+    let second = claim(&store, "w", t(11)).await;
+    assert_eq!(second[0].trigger, AttemptTrigger::Manual);
+    assert_eq!(second[0].requested_by.as_deref(), Some("cli:张三"));
+    assert_eq!(second[0].attempt_number, 2);
+    let row = store.get_delivery(id).await.unwrap();
+    assert_eq!(row.next_trigger, AttemptTrigger::Scheduled);
+    assert_eq!(row.requested_by, None);
+
+    complete(&store, &second[0], "w", delivered("x"), t(12)).await;
+    let attempts = store.list_attempts(id).await.unwrap();
+    let seen: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.number, a.trigger, a.requested_by.as_deref(), a.outcome))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                1,
+                AttemptTrigger::Scheduled,
+                None,
+                AttemptOutcome::Permanent
+            ),
+            (
+                2,
+                AttemptTrigger::Manual,
+                Some("cli:张三"),
+                AttemptOutcome::Delivered
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unknown_deliveries() {
+    let (_dir, store) = fresh_store().await;
+    // One delivery in each status.
+    let ids = ingest(
+        &store,
+        revision("GK-1", 1, "v1"),
+        &["delivered", "retrying", "dead", "in_flight", "pending"],
+        t(0),
+    )
+    .await;
+    let claims = claim(&store, "w", t(1)).await;
+    complete(&store, &claims[0], "w", delivered("x"), t(2)).await;
+    complete(&store, &claims[1], "w", retry_at(t(900)), t(2)).await;
+    complete(&store, &claims[2], "w", dead(), t(2)).await;
+    store
+        .release_claim(ids[4], &claims[4].claim_token)
+        .await
+        .unwrap();
+    let withdrawn = ingest(&store, revision("GK-2", 1, "v"), &["site"], t(3)).await[0];
+    store
+        .withdraw_disclosure("GK-2", "cli:op", None, t(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(&store, withdrawn).await,
+        DeliveryStatus::Withdrawn
+    );
+
+    let table = [
+        (ids[0], Some("已送达，无需重试")),
+        (ids[1], None),
+        (ids[2], None),
+        (ids[3], Some("正在投递中")),
+        (ids[4], None),
+        (withdrawn, Some("已撤回")),
+        (9999, Some("没有这个投递")),
+    ];
+    let asked: Vec<i64> = table.iter().map(|(id, _)| *id).collect();
+    let results = store.retry_now(&asked, "cli:op", t(5)).await.unwrap();
+    for ((id, refusal), result) in table.iter().zip(&results) {
+        let expected = match refusal {
+            None => RetryResult::Scheduled { id: *id },
+            Some(reason) => RetryResult::Refused {
+                id: *id,
+                reason: reason.to_string(),
+            },
+        };
+        assert_eq!(result, &expected);
+    }
+    assert_eq!(status_of(&store, ids[0]).await, DeliveryStatus::Delivered);
+    assert_eq!(status_of(&store, ids[3]).await, DeliveryStatus::InFlight);
+}
+
+#[tokio::test]
+async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_item_may_be() {
+    let (_dir, store) = fresh_store().await;
+    // Arrange: delivered to "a", failed once to "b", never tried on "c", being sent to "d".
+    let p = ingest(
+        &store,
+        revision("GK-1", 1, "v1"),
+        &["a", "b", "c", "d"],
+        t(0),
+    )
+    .await;
+    let claims = claim(&store, "w", t(1)).await;
+    complete(&store, &claims[0], "w", delivered("a-1"), t(2)).await;
+    complete(&store, &claims[1], "w", retry_at(t(900)), t(2)).await;
+    store
+        .release_claim(p[2], &claims[2].claim_token)
+        .await
+        .unwrap();
+    let sending_to_d = &claims[3];
+
+    // Act
+    let outcome = store
+        .withdraw_disclosure("GK-1", "cli:op", Some("撤回原因"), t(10))
+        .await
+        .unwrap();
+
+    // Assert: b and c are cancelled; a, b (maybe received) and d (in flight) get withdrawals.
+    let WithdrawOutcome::Withdrawn {
+        cancelled,
+        delivery_ids,
+    } = outcome
+    else {
+        panic!("expected a fresh withdrawal, got {outcome:?}");
+    };
+    assert_eq!(cancelled, vec![p[1], p[2]]);
+    let withdrawals = store
+        .list_deliveries(&DeliveryFilter {
+            disclosure_id: Some("GK-1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.action == Action::Withdraw)
+        .map(|d| (d.id, d.channel))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        withdrawals,
+        vec![
+            (delivery_ids[0], "a".to_string()),
+            (delivery_ids[1], "b".to_string()),
+            (delivery_ids[2], "d".to_string()),
+        ]
+    );
+    assert_eq!(status_of(&store, p[3]).await, DeliveryStatus::InFlight);
+
+    // The withdrawal to d waits for the publish in flight, which then fails: it is not
+    // retried, because the item is withdrawn.
+    assert_eq!(
+        ids(&claim(&store, "w", t(11)).await),
+        vec![delivery_ids[0], delivery_ids[1]]
+    );
+    complete(&store, sending_to_d, "w", retry_at(t(20)), t(12)).await;
+    let d = store.get_delivery(p[3]).await.unwrap();
+    assert_eq!(d.status, DeliveryStatus::Withdrawn);
+    assert_eq!(d.last_error.as_deref(), Some("该公开件已撤回"));
+    assert_eq!(ids(&claim(&store, "w", t(13)).await), vec![delivery_ids[2]]);
+
+    assert!(matches!(
+        store
+            .withdraw_disclosure("GK-404", "cli:op", None, t(14))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_failed_attempt_of_a_superseded_revision_is_withdrawn_instead_of_retried() {
+    let (_dir, store) = fresh_store().await;
+    let r1 = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await;
+    let in_flight = claim(&store, "w", t(1)).await;
+    let r2 = ingest(&store, revision("GK-1", 2, "v2"), &["site"], t(2)).await;
+
+    complete(&store, &in_flight[0], "w", retry_at(t(30)), t(3)).await;
+
+    let row = store.get_delivery(r1[0]).await.unwrap();
+    assert_eq!(row.status, DeliveryStatus::Withdrawn);
+    assert_eq!(row.last_error.as_deref(), Some("已被第2版取代"));
+    assert_eq!(row.next_attempt_at, None);
+    assert_eq!(ids(&claim(&store, "w", t(4)).await), r2);
+}
+
+#[tokio::test]
+async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_dates() {
+    let (_dir, store) = fresh_store().await;
+    // Revision 1 has no publish date yet; revision 2 gives one, revision 3 changes it.
+    let mut v1 = revision("GK-1", 1, "v1");
+    v1.publish_date = None;
+    let mut v2 = revision("GK-1", 2, "v2");
+    v2.publish_date = Some(date(2025, 3, 2));
+    let mut v3 = revision("GK-1", 3, "v3");
+    v3.publish_date = Some(date(2025, 3, 9));
+    v3.category = "规划信息".to_string();
+
+    ingest(&store, v1, &["site", "wall"], t(0)).await;
+    let claims = claim(&store, "w", t(1)).await;
+    complete(&store, &claims[0], "w", delivered("s"), t(5)).await;
+    complete(&store, &claims[1], "w", dead(), t(5)).await;
+    ingest(&store, v2, &["site", "wall"], t(10)).await;
+    for c in claim(&store, "w", t(11)).await {
+        complete(&store, &c, "w", delivered("s"), t(15)).await;
+    }
+    ingest(&store, v3, &["site", "wall"], t(20)).await;
+    for c in claim(&store, "w", t(21)).await {
+        complete(&store, &c, "w", delivered("s"), t(25)).await;
+    }
+    // Withdrawn after delivery: still counted once, the withdrawal itself is not.
+    ingest(&store, revision("GK-3", 1, "y"), &["site"], t(40)).await;
+    for c in claim(&store, "w", t(41)).await {
+        complete(&store, &c, "w", delivered("y"), t(42)).await;
+    }
+    store
+        .withdraw_disclosure("GK-3", "cli:op", None, t(43))
+        .await
+        .unwrap();
+    for c in claim(&store, "w", t(44)).await {
+        complete(&store, &c, "w", delivered("y"), t(45)).await;
+    }
+
+    // Never delivered anywhere: not counted.
+    ingest(&store, revision("GK-2", 1, "x"), &["site"], t(50)).await;
+
+    let rows: Vec<_> = store
+        .list_published()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            (
+                p.disclosure_id,
+                p.channel,
+                p.category,
+                p.publish_date,
+                p.first_delivered_at,
+            )
+        })
+        .collect();
+    let row = |id: &str, channel: &str, category: &str, day, at| {
+        (
+            id.to_string(),
+            channel.to_string(),
+            category.to_string(),
+            Some(date(2025, 3, day)),
+            at,
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("GK-1", "site", "规划信息", 2, t(5)),
+            row("GK-1", "wall", "规划信息", 2, t(15)),
+            row("GK-3", "site", "通知公告", 1, t(42)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_released_claim_is_due_again_without_counting_an_attempt() {
+    let (_dir, store) = fresh_store().await;
+    let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
+    let first = claim(&store, "w", t(1)).await;
+    complete(&store, &first[0], "w", dead(), t(2)).await;
+    store.retry_now(&[id], "cli:op", t(3)).await.unwrap();
+    let manual = claim(&store, "w", t(4)).await;
+
+    // Shutting down before the send.
+    store
+        .release_claim(id, &manual[0].claim_token)
+        .await
+        .unwrap();
+
+    let row = store.get_delivery(id).await.unwrap();
+    assert_eq!(row.status, DeliveryStatus::Pending);
+    assert_eq!(row.attempts, 1);
+    assert_eq!(row.claimed_by, None);
+    assert_eq!(
+        row.next_trigger,
+        AttemptTrigger::Manual,
+        "still the operator's"
+    );
+    assert_eq!(store.next_due_at().await.unwrap(), Some(t(4)));
+    let again = claim(&store, "w", t(5)).await;
+    assert_eq!(again[0].attempt_number, 2);
+    assert_eq!(again[0].requested_by.as_deref(), Some("cli:op"));
+    // The old token no longer holds anything.
+    assert!(matches!(
+        store.release_claim(id, &manual[0].claim_token).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.release_claim(9999, "nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_payload_is_fixed_once_under_the_current_claim() {
+    let (_dir, store) = fresh_store().await;
+    let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
+    let c = claim(&store, "w", t(1)).await.remove(0);
+    assert_eq!(c.delivery.payload, None);
+
+    assert!(matches!(
+        store.store_payload(id, "not-the-token", b"x", "00").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .store_payload(id, &c.claim_token, b"{\"title\":\"t\"}", "abc123")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .store_payload(id, &c.claim_token, b"other", "def")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.store_payload(9999, "t", b"x", "00").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // A later claim sees the fixed bytes.
+    complete(&store, &c, "w", retry_at(t(10)), t(2)).await;
+    let again = claim(&store, "w", t(10)).await.remove(0);
+    assert_eq!(
+        again.delivery.payload.as_deref(),
+        Some(&b"{\"title\":\"t\"}"[..])
+    );
+    assert_eq!(again.delivery.payload_sha256.as_deref(), Some("abc123"));
+}
+
+#[tokio::test]
+async fn deliveries_are_listed_by_id_with_the_filter_applied() {
+    let (_dir, store) = fresh_store().await;
+    let a = ingest(&store, revision("GK-1", 1, "a"), &["site", "wall"], t(0)).await;
+    let b = ingest(&store, revision("GK-2", 1, "b"), &["site", "wall"], t(1)).await;
+    let claims = claim(&store, "w", t(2)).await;
+    complete(&store, &claims[0], "w", dead(), t(3)).await;
+    complete(&store, &claims[3], "w", dead(), t(3)).await;
+
+    let list = |filter: DeliveryFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_deliveries(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(DeliveryFilter::default()).await,
+        vec![a[0], a[1], b[0], b[1]]
+    );
+    assert_eq!(
+        list(DeliveryFilter {
+            statuses: vec![DeliveryStatus::Dead],
+            ..Default::default()
+        })
+        .await,
+        vec![a[0], b[1]]
+    );
+    assert_eq!(
+        list(DeliveryFilter {
+            statuses: vec![DeliveryStatus::Dead, DeliveryStatus::InFlight],
+            channel: Some("wall".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![a[1], b[1]]
+    );
+    assert_eq!(
+        list(DeliveryFilter {
+            disclosure_id: Some("GK-2".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await,
+        vec![b[0]]
+    );
+    assert!(matches!(
+        store.get_delivery(9999).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.list_attempts(9999).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_file_deliver_each_delivery_exactly_once() {
+    // Two stores on the same file stand in for two processes (daemon and CLI, or two
+    // daemons): each has its own writer connection, so they really contend for the lock.
+    let dir = tempfile::tempdir().unwrap();
+    let first = connect_to(&dir).await;
+    let second = connect_to(&dir).await;
+    let channels: Vec<String> = (0..20).map(|i| format!("ch{i}")).collect();
+    let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+    for n in 0..10 {
+        ingest(
+            &first,
+            revision(&format!("GK-{n}"), 1, "v"),
+            &channels,
+            t(0),
+        )
+        .await;
+    }
+
+    let work = |store: Arc<dyn Store>, instance: &'static str| {
+        tokio::spawn(async move {
+            let mut done = 0;
+            loop {
+                let claims = store.claim_due(instance, t(1), LEASE, 7).await.unwrap();
+                if claims.is_empty() {
+                    return done;
+                }
+                for c in &claims {
+                    complete(&store, c, instance, delivered("x"), t(2)).await;
+                    done += 1;
+                }
+            }
+        })
+    };
+    let (a, b) = tokio::join!(work(first.clone(), "a"), work(second.clone(), "b"));
+    assert_eq!(a.unwrap() + b.unwrap(), 200);
+
+    let all = second
+        .list_deliveries(&DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 200);
+    for d in all {
+        assert_eq!(d.status, DeliveryStatus::Delivered);
+        assert_eq!(d.attempts, 1);
+        assert_eq!(first.list_attempts(d.id).await.unwrap().len(), 1);
+    }
+}
+
+/// Not a correctness test: run with
+/// `cargo test --release --test store -- --ignored --nocapture` to see the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing; run in release to measure"]
+async fn claiming_and_completing_keeps_up_with_thousands_of_deliveries_a_second() {
+    let (_dir, store) = fresh_store().await;
+    let channels: Vec<String> = (0..10).map(|i| format!("ch{i}")).collect();
+    let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+    for n in 0..2000 {
+        ingest(
+            &store,
+            revision(&format!("GK-{n}"), 1, "v"),
+            &channels,
+            t(0),
+        )
+        .await;
+    }
+    let started = std::time::Instant::now();
+    let mut claiming = Duration::ZERO;
+    let mut done = 0;
+    loop {
+        let before = std::time::Instant::now();
+        let claims = store.claim_due("w", t(1), LEASE, 64).await.unwrap();
+        claiming += before.elapsed();
+        if claims.is_empty() {
+            break;
+        }
+        for c in &claims {
+            complete(&store, c, "w", delivered("x"), t(2)).await;
+            done += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let rate = done as f64 / elapsed.as_secs_f64();
+    println!(
+        "{done} deliveries claimed and completed at {rate:.0}/s \
+         ({claiming:?} of {elapsed:?} claiming)"
+    );
+    assert_eq!(done, 20_000);
+}
