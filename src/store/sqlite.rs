@@ -24,6 +24,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 
@@ -101,6 +102,103 @@ const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Completions and payloads of concurrent attempts, committed together (group commit).
+    group: mpsc::Sender<GroupedWrite>,
+}
+
+/// How many grouped writes one transaction takes at most.
+const MAX_GROUP: usize = 128;
+
+/// A write that may share its transaction with others that arrive at the same time. Each
+/// waits for the commit of its group, so a caller still reads its own write afterwards.
+enum GroupedWrite {
+    Complete {
+        completion: Completion,
+        reply: oneshot::Sender<StoreResult<()>>,
+    },
+    Payload {
+        delivery_id: i64,
+        claim_token: String,
+        payload: Vec<u8>,
+        payload_sha256: String,
+        reply: oneshot::Sender<StoreResult<()>>,
+    },
+}
+
+impl GroupedWrite {
+    fn reply(self, result: StoreResult<()>) {
+        let reply = match self {
+            GroupedWrite::Complete { reply, .. } | GroupedWrite::Payload { reply, .. } => reply,
+        };
+        // The caller may have gone (a shutdown); the write stands either way.
+        let _ = reply.send(result);
+    }
+}
+
+/// Takes grouped writes as they come and commits each batch in one transaction: under load
+/// every attempt's completion costs its own statements but shares BEGIN, COMMIT and the
+/// WAL write with the others, which is what lets one SQLite file keep up with thousands of
+/// deliveries a second. When idle, a write waits for nobody.
+async fn group_commit(writer: SqlitePool, mut rx: mpsc::Receiver<GroupedWrite>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        run_group(&writer, jobs).await;
+    }
+}
+
+async fn run_group(writer: &SqlitePool, jobs: Vec<GroupedWrite>) {
+    let mut tx = match begin_write(writer).await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let msg = e.to_string();
+            for job in jobs {
+                job.reply(Err(StoreError::Other(anyhow!("{msg}"))));
+            }
+            return;
+        }
+    };
+    // Each job's statements either all take effect or, when it fails (the delivery is
+    // gone, the claim was lost), change nothing: the failing statement is the first that
+    // would write, so the group's other jobs are unaffected.
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        results.push(match job {
+            GroupedWrite::Complete { completion, .. } => complete_in(&mut tx, completion).await,
+            GroupedWrite::Payload {
+                delivery_id,
+                claim_token,
+                payload,
+                payload_sha256,
+                ..
+            } => payload_in(&mut tx, *delivery_id, claim_token, payload, payload_sha256).await,
+        });
+    }
+    match tx.commit().await {
+        Ok(()) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                job.reply(result);
+            }
+        }
+        Err(e) => {
+            let msg = format!("committing a group of {} writes: {e}", jobs.len());
+            for job in jobs {
+                job.reply(Err(StoreError::Other(anyhow!("{msg}"))));
+            }
+        }
+    }
+}
+
+async fn begin_write(writer: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
+    writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| other(e, "starting a write transaction"))
 }
 
 impl SqliteStore {
@@ -138,14 +236,31 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {path} for reading"))?;
-        Ok(SqliteStore { writer, reader })
+        let (group, rx) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(group_commit(writer.clone(), rx));
+        Ok(SqliteStore {
+            writer,
+            reader,
+            group,
+        })
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
+        begin_write(&self.writer).await
+    }
+
+    async fn grouped(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<()>>) -> GroupedWrite,
+    ) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.group
+            .send(make(reply))
             .await
-            .map_err(|e| other(e, "starting a write transaction"))
+            .map_err(|_| StoreError::Other(anyhow!("the group-commit task has stopped")))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Other(anyhow!("the group-commit task dropped a write")))?
     }
 }
 
@@ -525,145 +640,22 @@ impl Store for SqliteStore {
         payload: &[u8],
         payload_sha256: &str,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET payload = $3, payload_sha256 = $4
-             WHERE id = $1 AND claim_token = $2 AND status = 'in_flight' AND payload IS NULL",
-        )
-        .bind(delivery_id)
-        .bind(claim_token)
-        .bind(payload)
-        .bind(payload_sha256)
-        .execute(&self.writer)
+        self.grouped(|reply| GroupedWrite::Payload {
+            delivery_id,
+            claim_token: claim_token.to_string(),
+            payload: payload.to_vec(),
+            payload_sha256: payload_sha256.to_string(),
+            reply,
+        })
         .await
-        .map_err(|e| other(e, "storing the payload"))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        // Say why, for the worker's log.
-        let row = sqlx::query(
-            "SELECT claim_token, payload IS NOT NULL AS has_payload FROM deliveries WHERE id = $1",
-        )
-        .bind(delivery_id)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(|e| other(e, "reading the delivery"))?;
-        let Some(row) = row else {
-            return Err(not_found_delivery(delivery_id));
-        };
-        if col::<Option<String>>(&row, "claim_token")?.as_deref() != Some(claim_token) {
-            return Err(StoreError::Conflict(format!(
-                "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管）"
-            )));
-        }
-        Err(StoreError::Conflict(format!(
-            "投递 {delivery_id} 的发送内容已固定，不能更改"
-        )))
     }
 
     async fn complete_attempt(&self, completion: &Completion) -> StoreResult<()> {
-        let a = &completion.attempt;
-        let finished_ms = ms(a.finished_at);
-        let mut tx = self.begin_write().await?;
-
-        // The state changes only under the current claim; a stale token changes nothing
-        // here because the instance that took the delivery over owns its state.
-        let failed = match &completion.next {
-            NextState::Delivered { remote_id, url } => {
-                sqlx::query(concat!(
-                    "UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
-                         last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
-                         next_attempt_at = NULL, updated_at = $5, ",
-                    clear_claim!(),
-                    " WHERE id = $1 AND claim_token = $2"
-                ))
-                .bind(completion.delivery_id)
-                .bind(&completion.claim_token)
-                .bind(remote_id)
-                .bind(url)
-                .bind(finished_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| other(e, "marking the delivery delivered"))?;
-                None
-            }
-            NextState::Retry { at, error } => {
-                Some((DeliveryStatus::Retrying, Some(ms(*at)), error))
-            }
-            NextState::Dead { error } => Some((DeliveryStatus::Dead, None, error)),
-        };
-        if let Some((status, next_at, error)) = failed {
-            // A publish that a newer delivery of the same disclosure and channel replaced
-            // (a higher revision, or the withdrawal) must not be tried again.
-            let current = sqlx::query(
-                "SELECT d.action,
-                     (SELECT CASE n.action WHEN 'withdraw' THEN '该公开件已撤回'
-                             ELSE '已被第' || n.revision || '版取代' END
-                      FROM deliveries n
-                      WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
-                        AND n.id > d.id
-                      ORDER BY n.id DESC LIMIT 1) AS superseded
-                 FROM deliveries d WHERE d.id = $1 AND d.claim_token = $2",
-            )
-            .bind(completion.delivery_id)
-            .bind(&completion.claim_token)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| other(e, "reading the claimed delivery"))?;
-            if let Some(current) = current {
-                let action: Action = enum_col(&current, "action")?;
-                let superseded: Option<String> = col(&current, "superseded")?;
-                let (status, next_at, error) = match superseded {
-                    Some(note) if action == Action::Publish => {
-                        (DeliveryStatus::Withdrawn, None, note)
-                    }
-                    _ => (status, next_at, truncate(error)),
-                };
-                sqlx::query(concat!(
-                    "UPDATE deliveries SET status = $2, next_attempt_at = $3,
-                         last_error = $4, updated_at = $5, ",
-                    clear_claim!(),
-                    " WHERE id = $1"
-                ))
-                .bind(completion.delivery_id)
-                .bind(status.as_str())
-                .bind(next_at)
-                .bind(error)
-                .bind(finished_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| other(e, "moving the delivery to its next state"))?;
-            }
-        }
-
-        let inserted = sqlx::query(
-            "INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
-                 started_at, finished_at, outcome, http_status, remote_code, detail, remote_id,
-                 duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(completion.delivery_id)
-        .bind(a.number)
-        .bind(a.trigger.as_str())
-        .bind(&a.requested_by)
-        .bind(&a.instance)
-        .bind(ms(a.started_at))
-        .bind(finished_ms)
-        .bind(a.outcome.as_str())
-        .bind(a.http_status)
-        .bind(&a.remote_code)
-        .bind(a.detail.as_deref().map(truncate))
-        .bind(&a.remote_id)
-        .bind((finished_ms - ms(a.started_at)).max(0))
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
-                return Err(not_found_delivery(completion.delivery_id));
-            }
-            Err(e) => return Err(other(e, "appending the attempt")),
-        }
-        commit(tx).await
+        self.grouped(|reply| GroupedWrite::Complete {
+            completion: completion.clone(),
+            reply,
+        })
+        .await
     }
 
     async fn release_claim(&self, delivery_id: i64, claim_token: &str) -> StoreResult<()> {
@@ -861,6 +853,154 @@ impl Store for SqliteStore {
             .map_err(|e| other(e, "finding the next due time"))?;
         next.map(|v| from_ms(v, "next_attempt_at")).transpose()
     }
+}
+
+/// `complete_attempt`, inside a group's transaction.
+async fn complete_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    completion: &Completion,
+) -> StoreResult<()> {
+    let a = &completion.attempt;
+    let finished_ms = ms(a.finished_at);
+
+    // The state changes only under the current claim; a stale token changes nothing
+    // here because the instance that took the delivery over owns its state.
+    let failed = match &completion.next {
+        NextState::Delivered { remote_id, url } => {
+            sqlx::query(concat!(
+                "UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
+                         last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
+                         next_attempt_at = NULL, updated_at = $5, ",
+                clear_claim!(),
+                " WHERE id = $1 AND claim_token = $2"
+            ))
+            .bind(completion.delivery_id)
+            .bind(&completion.claim_token)
+            .bind(remote_id)
+            .bind(url)
+            .bind(finished_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| other(e, "marking the delivery delivered"))?;
+            None
+        }
+        NextState::Retry { at, error } => Some((DeliveryStatus::Retrying, Some(ms(*at)), error)),
+        NextState::Dead { error } => Some((DeliveryStatus::Dead, None, error)),
+    };
+    if let Some((status, next_at, error)) = failed {
+        // A publish that a newer delivery of the same disclosure and channel replaced
+        // (a higher revision, or the withdrawal) must not be tried again.
+        let current = sqlx::query(
+            "SELECT d.action,
+                     (SELECT CASE n.action WHEN 'withdraw' THEN '该公开件已撤回'
+                             ELSE '已被第' || n.revision || '版取代' END
+                      FROM deliveries n
+                      WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+                        AND n.id > d.id
+                      ORDER BY n.id DESC LIMIT 1) AS superseded
+                 FROM deliveries d WHERE d.id = $1 AND d.claim_token = $2",
+        )
+        .bind(completion.delivery_id)
+        .bind(&completion.claim_token)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| other(e, "reading the claimed delivery"))?;
+        if let Some(current) = current {
+            let action: Action = enum_col(&current, "action")?;
+            let superseded: Option<String> = col(&current, "superseded")?;
+            let (status, next_at, error) = match superseded {
+                Some(note) if action == Action::Publish => (DeliveryStatus::Withdrawn, None, note),
+                _ => (status, next_at, truncate(error)),
+            };
+            sqlx::query(concat!(
+                "UPDATE deliveries SET status = $2, next_attempt_at = $3,
+                         last_error = $4, updated_at = $5, ",
+                clear_claim!(),
+                " WHERE id = $1"
+            ))
+            .bind(completion.delivery_id)
+            .bind(status.as_str())
+            .bind(next_at)
+            .bind(error)
+            .bind(finished_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| other(e, "moving the delivery to its next state"))?;
+        }
+    }
+
+    let inserted = sqlx::query(
+        "INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+                 started_at, finished_at, outcome, http_status, remote_code, detail, remote_id,
+                 duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(completion.delivery_id)
+    .bind(a.number)
+    .bind(a.trigger.as_str())
+    .bind(&a.requested_by)
+    .bind(&a.instance)
+    .bind(ms(a.started_at))
+    .bind(finished_ms)
+    .bind(a.outcome.as_str())
+    .bind(a.http_status)
+    .bind(&a.remote_code)
+    .bind(a.detail.as_deref().map(truncate))
+    .bind(&a.remote_id)
+    .bind((finished_ms - ms(a.started_at)).max(0))
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
+            return Err(not_found_delivery(completion.delivery_id));
+        }
+        Err(e) => return Err(other(e, "appending the attempt")),
+    }
+    Ok(())
+}
+
+/// `store_payload`, inside a group's transaction.
+async fn payload_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    delivery_id: i64,
+    claim_token: &str,
+    payload: &[u8],
+    payload_sha256: &str,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET payload = $3, payload_sha256 = $4
+             WHERE id = $1 AND claim_token = $2 AND status = 'in_flight' AND payload IS NULL",
+    )
+    .bind(delivery_id)
+    .bind(claim_token)
+    .bind(payload)
+    .bind(payload_sha256)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| other(e, "storing the payload"))?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    // Say why, for the worker's log.
+    let row = sqlx::query(
+        "SELECT claim_token, payload IS NOT NULL AS has_payload FROM deliveries WHERE id = $1",
+    )
+    .bind(delivery_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(|e| other(e, "reading the delivery"))?;
+    let Some(row) = row else {
+        return Err(not_found_delivery(delivery_id));
+    };
+    if col::<Option<String>>(&row, "claim_token")?.as_deref() != Some(claim_token) {
+        return Err(StoreError::Conflict(format!(
+            "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管）"
+        )));
+    }
+    Err(StoreError::Conflict(format!(
+        "投递 {delivery_id} 的发送内容已固定，不能更改"
+    )))
 }
 
 async fn commit(tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
