@@ -368,6 +368,10 @@ impl Worker {
             action: d.action,
             idempotency_key: idempotency_key(&d.disclosure_id, d.revision, &d.channel, d.action),
             payload,
+            display_min_working_days: crate::led::min_display_working_days(
+                &self.settings,
+                &c.disclosure,
+            ),
         };
         channel.deliver(&request).await
     }
