@@ -108,7 +108,8 @@ impl Screen {
                 self.name, self.cfg.max_item_units
             ));
         }
-        let bytes = text::encode(&t, self.cfg.encoding).map_err(|e| e.to_string())?;
+        let bytes = text::encode(&t, self.cfg.encoding)
+            .map_err(|e| format!("LED 屏 {}：{e}", self.name))?;
         if bytes.len() + 16 > self.cfg.max_bytes_per_area {
             return Err(format!(
                 "LED 文字编码后 {} 字节，超过屏幕 {} 一个显示区的上限 {} 字节；请提供更短的 led_text",
@@ -474,4 +475,52 @@ pub async fn run_refresh(screens: Screens, shutdown: watch::Receiver<bool>) {
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_never_sees_half_a_feed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let versions: Vec<Vec<u8>> = (1..40usize)
+            .map(|n| "【公开】低保资金发放公示\r\n".repeat(n * 20).into_bytes())
+            .collect();
+        write_feed_files(dir.path(), &versions[0], b"{}").unwrap();
+        let path = dir.path().join("feed.txt");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (stop, versions, path) = (stop.clone(), versions.clone(), path.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let b = std::fs::read(&path).unwrap();
+                    assert!(versions.contains(&b), "a partial file of {} bytes", b.len());
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for _ in 0..5 {
+            for v in &versions {
+                write_feed_files(dir.path(), v, b"{}").unwrap();
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn on_hours_parse_and_wrap_midnight() {
+        assert!(parse_on_hours("07:30-18:00").is_some());
+        assert!(parse_on_hours("7点-18点").is_none());
+        assert!(parse_on_hours("22:00-06:00").is_some());
+    }
 }
