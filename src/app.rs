@@ -40,6 +40,10 @@ impl Application {
         let renderer = Renderer::load(&settings.templates_path())
             .map_err(|p| anyhow::Error::new(crate::config::Problems(p)))?;
         let registry = Registry::build(&settings.channels).context("建立渠道")?;
+        let screens = registry.screens().clone();
+        crate::led::restore(store.as_ref(), &settings, &screens)
+            .await
+            .context("从台账恢复 LED 屏内容")?;
         let ledger = Arc::new(Ledger::new(store.clone(), settings.clone()));
         let worker = Arc::new(Worker::new(
             store,
@@ -58,6 +62,7 @@ impl Application {
             state: AppState {
                 ledger,
                 token: Some(token),
+                screens,
             },
             worker,
         })
@@ -79,6 +84,11 @@ impl Application {
         self.worker.clone()
     }
 
+    /// The LED screens, by channel name.
+    pub fn screens(&self) -> crate::led::Screens {
+        self.state.screens.clone()
+    }
+
     /// Serves the API and (if enabled) runs the worker until `shutdown` turns true. If
     /// either stops on its own, the other is stopped too, and the error says which one.
     pub async fn run_until_stopped(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -91,6 +101,14 @@ impl Application {
             let _ = outside.wait_for(|s| *s).await;
             let _ = forward_tx.send(true);
         });
+        // LED screens: expiry and the controller keep-alive, with the worker (a dark screen
+        // only logs; it never stops the daemon).
+        if settings.worker.enabled && !self.state.screens.is_empty() {
+            tokio::spawn(crate::led::run_refresh(
+                self.state.screens.clone(),
+                stop_rx.clone(),
+            ));
+        }
         let mut http_stop = stop_rx.clone();
         let server = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(async move {

@@ -169,6 +169,10 @@ pub struct Category {
     /// Deadline in working days from the formed date (条例 第二十六条: 20).
     #[serde(default = "default_deadline")]
     pub deadline_working_days: u32,
+    /// Minimum display period (公示期) in working days, e.g. 7 for 低保 名单; LED screens
+    /// keep an item at least this long. A disclosure's own value wins.
+    #[serde(default)]
+    pub display_min_working_days: Option<u32>,
 }
 
 fn default_deadline() -> u32 {
@@ -235,18 +239,241 @@ pub struct ChannelSettings {
 #[derive(Debug, Clone)]
 pub enum ChannelSpec {
     GovSite(GovSiteConfig),
+    Led(LedConfig),
 }
 
 impl ChannelSpec {
     pub fn kind(&self) -> crate::domain::ChannelKind {
         match self {
             ChannelSpec::GovSite(_) => crate::domain::ChannelKind::GovSite,
+            ChannelSpec::Led(_) => crate::domain::ChannelKind::Led,
         }
     }
     pub fn template(&self) -> &str {
         match self {
             ChannelSpec::GovSite(c) => &c.template,
+            ChannelSpec::Led(c) => &c.template,
         }
+    }
+}
+
+/// `channels/<name>.toml` with `kind = "led"`: one service hall screen, its profile
+/// (domain.md §5.2) and the outputs that feed it (any of them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedConfig {
+    #[serde(default = "default_led_template")]
+    pub template: String,
+    /// Screen size in pixels (e.g. 256×16 for a bar of eight P10 modules).
+    pub width_px: u32,
+    pub height_px: u32,
+    /// Font height in dots: 16, 24 or 32 (a 汉字 is font_px wide, an ASCII character half).
+    #[serde(default = "default_font_px")]
+    pub font_px: u32,
+    /// Text lines on the screen (at most height_px / font_px).
+    #[serde(default = "default_lines")]
+    pub lines: u32,
+    #[serde(default)]
+    pub mode: LedMode,
+    pub encoding: crate::led::text::LedEncoding,
+    /// Bytes of text one controller area takes (BX-6K 1024, BX-5K 512).
+    #[serde(default = "default_area_bytes")]
+    pub max_bytes_per_area: usize,
+    /// Longest item, in display units (a 汉字 is 2); longer approved text is refused.
+    #[serde(default = "default_max_item_units")]
+    pub max_item_units: usize,
+    /// Text colour on the screen: red, green, yellow (single/dual-colour bars).
+    #[serde(default = "default_colour")]
+    pub colour: String,
+    /// Hours the screen is on, "07:30-18:00" (China time); outside them the controller is
+    /// not refreshed and its area clears itself. Absent: always on.
+    #[serde(default)]
+    pub on_hours: Option<String>,
+    /// Calendar days an item stays up at least (a longer 公示期 wins).
+    #[serde(default = "default_display_days")]
+    pub display_days: u32,
+    /// How often the feed is checked for expiry and the controller refreshed (keep-alive).
+    #[serde(default = "default_refresh", with = "humantime_serde")]
+    pub refresh: Duration,
+    #[serde(default)]
+    pub file_sink: Option<LedFileSink>,
+    #[serde(default)]
+    pub http_pull: LedHttpPull,
+    #[serde(default)]
+    pub bx: Option<LedBx>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedMode {
+    /// One loop of all items scrolling left (走字屏).
+    #[default]
+    Scroll,
+    /// Static pages of `lines` lines each.
+    Page,
+}
+
+/// Writes `feed.txt` and `feed.json` into `dir` (relative to the channel file's folder).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedFileSink {
+    pub dir: PathBuf,
+}
+
+/// `GET /led/{screen}/feed` on the API listener (no token: the hall player reads it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedHttpPull {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for LedHttpPull {
+    fn default() -> Self {
+        LedHttpPull { enabled: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// An Onbon BX-5K/6K controller over TCP (domain.md §5.1), dynamic areas only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedBx {
+    /// host:port of the controller (default port 5005).
+    pub address: String,
+    /// Screen address in the frame header (0x8000 over TCP, 0xFFFE broadcast).
+    #[serde(default = "default_bx_dst")]
+    pub screen_address: u16,
+    /// Dynamic area id (0–4 on a BX-6K).
+    #[serde(default)]
+    pub area_id: u8,
+    /// The controller deletes the area if not refreshed within this (RunMode 2), so stale
+    /// text vanishes when gongkai stops. Must be longer than `refresh`.
+    #[serde(default = "default_area_timeout", with = "humantime_serde")]
+    pub area_timeout: Duration,
+    /// Connect + answer timeout of one push.
+    #[serde(default = "default_bx_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Scroll speed 0 (fastest) … 24.
+    #[serde(default = "default_bx_speed")]
+    pub speed: u8,
+    /// Page stay time in seconds (page mode).
+    #[serde(default = "default_bx_stay")]
+    pub stay_seconds: u8,
+}
+
+fn default_led_template() -> String {
+    "led/item.txt.j2".into()
+}
+fn default_font_px() -> u32 {
+    16
+}
+fn default_lines() -> u32 {
+    1
+}
+fn default_area_bytes() -> usize {
+    1024
+}
+fn default_max_item_units() -> usize {
+    120
+}
+fn default_colour() -> String {
+    "red".into()
+}
+fn default_display_days() -> u32 {
+    7
+}
+fn default_refresh() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_bx_dst() -> u16 {
+    0x8000
+}
+fn default_area_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_bx_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_bx_speed() -> u8 {
+    4
+}
+fn default_bx_stay() -> u8 {
+    5
+}
+
+impl LedConfig {
+    /// Every problem with the profile, each naming the key.
+    fn problems(&self) -> Vec<String> {
+        let mut e = Vec::new();
+        if ![16, 24, 32].contains(&self.font_px) {
+            e.push(format!("font_px = {}：应为 16、24 或 32", self.font_px));
+        }
+        if self.width_px < self.font_px {
+            e.push(format!(
+                "width_px = {}：至少要放下一个字（font_px = {}）",
+                self.width_px, self.font_px
+            ));
+        }
+        if self.lines == 0 || self.lines * self.font_px > self.height_px {
+            e.push(format!(
+                "lines = {}：{} 行 {} 点阵字放不进 height_px = {}",
+                self.lines, self.lines, self.font_px, self.height_px
+            ));
+        }
+        if !(64..=1024).contains(&self.max_bytes_per_area) {
+            e.push(format!(
+                "max_bytes_per_area = {}：应在 64 到 1024 之间（BX-6K 1024，BX-5K 512）",
+                self.max_bytes_per_area
+            ));
+        }
+        if self.max_item_units < 4 {
+            e.push("max_item_units：至少为 4".into());
+        }
+        if !["red", "green", "yellow"].contains(&self.colour.as_str()) {
+            e.push(format!(
+                "colour = {:?}：应为 red、green 或 yellow",
+                self.colour
+            ));
+        }
+        if let Some(h) = &self.on_hours {
+            if crate::led::parse_on_hours(h).is_none() {
+                e.push(format!("on_hours = {h:?}：格式应如 \"07:30-18:00\""));
+            }
+        }
+        if self.display_days == 0 {
+            e.push("display_days：至少为 1".into());
+        }
+        if self.refresh < Duration::from_secs(1) {
+            e.push("refresh：至少 1s（控制卡刷新间隔不小于 1 秒）".into());
+        }
+        if let Some(bx) = &self.bx {
+            if bx.address.parse::<SocketAddr>().is_err() && !bx.address.contains(':') {
+                e.push(format!(
+                    "bx.address = {:?}：应为 主机:端口，如 192.168.1.50:5005",
+                    bx.address
+                ));
+            }
+            if bx.area_id > 7 {
+                e.push(format!("bx.area_id = {}：应在 0 到 7 之间", bx.area_id));
+            }
+            if bx.area_timeout <= self.refresh {
+                e.push("bx.area_timeout：必须长于 refresh，否则屏幕会在两次刷新之间清空".into());
+            }
+            if bx.area_timeout > Duration::from_secs(65535) {
+                e.push("bx.area_timeout：最长 65535s".into());
+            }
+            if bx.speed > 0x18 {
+                e.push(format!("bx.speed = {}：应在 0 到 24 之间", bx.speed));
+            }
+        }
+        if self.file_sink.is_none() && !self.http_pull.enabled && self.bx.is_none() {
+            e.push("至少启用一种输出：[file_sink]、[http_pull] 或 [bx]".into());
+        }
+        e
     }
 }
 
@@ -604,8 +831,23 @@ fn load_channel(dir: &Path, file: &Path) -> Result<ChannelSpec, Vec<String>> {
                 timeout: f.timeout,
             }))
         }
+        "led" => {
+            let mut f: LedConfig = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| vec![e.message().to_string()])?;
+            let errs = f.problems();
+            if !errs.is_empty() {
+                return Err(errs);
+            }
+            if let Some(sink) = &mut f.file_sink {
+                if sink.dir.is_relative() {
+                    sink.dir = dir.join(&sink.dir);
+                }
+            }
+            Ok(ChannelSpec::Led(f))
+        }
         other => Err(vec![format!(
-            "kind = {other:?}：未知的渠道类型（可选：gov_site）"
+            "kind = {other:?}：未知的渠道类型（可选：gov_site, led）"
         )]),
     }
 }

@@ -4,6 +4,7 @@
 //! 2017 over the real HTTP API, waits until every delivery has landed, and prints the
 //! per-channel summary and the year's counts. Exit status 0 only when everything landed.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -41,10 +42,34 @@ pub fn examples() -> Vec<(&'static str, &'static [u8])> {
 }
 
 /// Writes config.toml, channels/gov_site.toml, templates/ and secrets/ into `dir`, for a
-/// website platform at `gov_site_base`. Returns the config path.
+/// website platform at `gov_site_base`, with the website as the only channel (the hall LED
+/// screen is left out of every category's routing). Returns the config path.
 pub fn lay_out(
     dir: &Path,
     gov_site_base: &str,
+    secret: &str,
+    api_token: &str,
+) -> anyhow::Result<PathBuf> {
+    lay_out_inner(dir, gov_site_base, None, secret, api_token)
+}
+
+/// Like [`lay_out`], plus the hall screen `channels/hall_led.toml` (GB2312 bar, 256×16,
+/// scrolling; feed files in `dir/led_feed/hall_led`, HTTP pull, and the BX controller at
+/// `led_controller`), routed from every category as in the example config.
+pub fn lay_out_with_led(
+    dir: &Path,
+    gov_site_base: &str,
+    led_controller: SocketAddr,
+    secret: &str,
+    api_token: &str,
+) -> anyhow::Result<PathBuf> {
+    lay_out_inner(dir, gov_site_base, Some(led_controller), secret, api_token)
+}
+
+fn lay_out_inner(
+    dir: &Path,
+    gov_site_base: &str,
+    led_controller: Option<SocketAddr>,
     secret: &str,
     api_token: &str,
 ) -> anyhow::Result<PathBuf> {
@@ -62,9 +87,15 @@ pub fn lay_out(
             "token_file = \"secrets/api_token\"",
         );
     anyhow::ensure!(
-        config.contains("127.0.0.1:0") && config.contains("secrets/api_token"),
+        config.contains("127.0.0.1:0")
+            && config.contains("secrets/api_token")
+            && config.contains(", \"hall_led\"]"),
         "the embedded example config changed: the demo cannot adapt it"
     );
+    let config = match led_controller {
+        Some(_) => config,
+        None => config.replace(", \"hall_led\"]", "]"),
+    };
     let path = dir.join("config.toml");
     std::fs::write(&path, config)?;
     std::fs::write(
@@ -73,6 +104,14 @@ pub fn lay_out(
             "# 演示用：指向本机的网站平台仿真\nkind = \"gov_site\"\nbase_url = \"{gov_site_base}\"\napp_key = \"{DEMO_APP_KEY}\"\nsecret_file = \"../secrets/gov_site.key\"\ntemplate = \"gov_site/disclosure.json.j2\"\ntimeout = \"10s\"\n"
         ),
     )?;
+    if let Some(controller) = led_controller {
+        std::fs::write(
+            dir.join("channels/hall_led.toml"),
+            format!(
+                "# 演示用：服务大厅 LED 条屏，控制卡为本机的仿真\nkind = \"led\"\ntemplate = \"led/item.txt.j2\"\nwidth_px = 256\nheight_px = 16\nfont_px = 16\nlines = 1\nmode = \"scroll\"\nencoding = \"gb2312\"\nmax_bytes_per_area = 1024\nrefresh = \"2s\"\n\n[file_sink]\ndir = \"../led_feed/hall_led\"\n\n[http_pull]\nenabled = true\n\n[bx]\naddress = \"{controller}\"\narea_timeout = \"60s\"\ntimeout = \"1s\"\n"
+            ),
+        )?;
+    }
     Ok(path)
 }
 
@@ -113,9 +152,11 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
     )
     .await;
     println!("1. 网站平台仿真已启动：{}", sandbox.base_url());
-    let config = lay_out(
+    println!("   LED 控制卡仿真已启动：{}", sandbox.led_addr);
+    let config = lay_out_with_led(
         &dir,
         &format!("{}/gov_site", sandbox.base_url()),
+        sandbox.led_addr,
         &secret,
         &token,
     )?;
@@ -209,6 +250,24 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
             .unwrap_or(0)
     );
 
+    let led_areas = state["led"]["areas"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let feed_txt = std::fs::read(dir.join("led_feed/hall_led/feed.txt")).unwrap_or_default();
+    let feed_lines = feed_txt
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    println!(
+        "   LED 屏 hall_led：播放文件 feed.txt 共 {feed_lines} 条；控制卡仿真收到 {} 帧（ACK {}），显示区 {} 个",
+        state["led"]["frames"], state["led"]["acks"], led_areas.len()
+    );
+    if let Some(text) = led_areas.first().and_then(|a| a["text"].as_str()) {
+        let head: String = text.chars().take(40).collect();
+        println!("   屏上正在滚动：{head}……");
+    }
+
     let published = ledger.store.list_published().await?;
     let r = report::build(&ledger.settings, &published, DEMO_YEAR);
     println!("\n5. {DEMO_YEAR} 年主动公开统计：\n");
@@ -229,7 +288,7 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    if !all_delivered || duplicates > 0 {
+    if !all_delivered || duplicates > 0 || feed_lines != examples.len() {
         anyhow::bail!("演示未全部成功：有投递未送达或平台收到重复提交");
     }
     println!("演示完成：全部 {} 个投递均已送达。", rows.len());

@@ -1015,6 +1015,7 @@ mod tests {
                 name: code.to_string(),
                 channels: vec!["gov_site".to_string()],
                 deadline_working_days: 20,
+                display_min_working_days: None,
             })
             .collect()
     }

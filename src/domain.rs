@@ -191,18 +191,22 @@ impl FromStr for AttemptOutcome {
 pub enum ChannelKind {
     /// A government website content platform, over the generic JSON push contract.
     GovSite,
+    /// A service hall LED screen (feed file, HTTP pull, Onbon BX-5K/6K controller).
+    Led,
 }
 
 impl ChannelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::GovSite => "gov_site",
+            ChannelKind::Led => "led",
         }
     }
 
     pub fn label_zh(self) -> &'static str {
         match self {
             ChannelKind::GovSite => "政府网站",
+            ChannelKind::Led => "LED屏",
         }
     }
 }
@@ -218,7 +222,8 @@ impl FromStr for ChannelKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "gov_site" => Ok(ChannelKind::GovSite),
-            other => Err(format!("未知的渠道类型 {other:?}（可选：gov_site）")),
+            "led" => Ok(ChannelKind::Led),
+            other => Err(format!("未知的渠道类型 {other:?}（可选：gov_site, led）")),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod disclosure;
 pub mod domain;
 pub mod http;
+pub mod led;
 pub mod render;
 pub mod report;
 pub mod sandbox;

@@ -5,6 +5,7 @@
 //! the rendered payload and return an outcome.
 
 pub mod gov_site;
+pub mod led;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub struct DeliveryRequest {
     /// Stable across every attempt of this delivery, so the remote side can deduplicate.
     pub idempotency_key: String,
     pub payload: Vec<u8>,
+    /// The disclosure's minimum display period (公示期) in working days, from the disclosure
+    /// or its category; channels that display items for a time (LED) keep them this long.
+    pub display_min_working_days: Option<u32>,
 }
 
 /// The channel's answer when it accepted the item.
@@ -108,19 +112,27 @@ pub trait Channel: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Registry {
     channels: BTreeMap<String, Arc<dyn Channel>>,
+    /// The LED screens among them, for the feed endpoint, the refresh and the restore.
+    screens: crate::led::Screens,
 }
 
 impl Registry {
     /// Builds every configured channel. No network I/O.
     pub fn build(settings: &ChannelSettings) -> anyhow::Result<Registry> {
         let mut channels: BTreeMap<String, Arc<dyn Channel>> = BTreeMap::new();
+        let mut screens = crate::led::Screens::new();
         for (name, spec) in &settings.channels {
             let channel: Arc<dyn Channel> = match spec {
                 ChannelSpec::GovSite(cfg) => Arc::new(gov_site::GovSite::new(name, cfg.clone())?),
+                ChannelSpec::Led(cfg) => {
+                    let screen = Arc::new(crate::led::Screen::new(name, cfg.clone()));
+                    screens.insert(name.clone(), screen.clone());
+                    Arc::new(led::Led::new(screen))
+                }
             };
             channels.insert(name.clone(), channel);
         }
-        Ok(Registry { channels })
+        Ok(Registry { channels, screens })
     }
 
     pub fn from_channels(list: Vec<Arc<dyn Channel>>) -> Registry {
@@ -129,6 +141,7 @@ impl Registry {
                 .into_iter()
                 .map(|c| (c.name().to_string(), c))
                 .collect(),
+            screens: crate::led::Screens::new(),
         }
     }
 
@@ -138,6 +151,11 @@ impl Registry {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.channels.keys().map(String::as_str)
+    }
+
+    /// The LED screens (a subset of the channels).
+    pub fn screens(&self) -> &crate::led::Screens {
+        &self.screens
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Channel>> {

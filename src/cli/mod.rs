@@ -70,10 +70,13 @@ pub enum Command {
     DefaultConfig,
     /// 执行数据库迁移 / apply database migrations
     Migrate,
-    /// 运行外部系统仿真（网站平台）/ run the emulators of the remote systems
+    /// 运行外部系统仿真（网站平台、LED 控制卡）/ run the emulators of the remote systems
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:8091")]
         listen: std::net::SocketAddr,
+        /// LED 控制卡（仰邦 BX-5K/6K）仿真的 TCP 监听地址
+        #[arg(long, default_value = "127.0.0.1:5005")]
+        led_listen: std::net::SocketAddr,
         /// 额外接受的网站平台应用：APP_KEY=SECRET（默认接受配置中各 gov_site 渠道的 app_key 与密钥）
         #[arg(long = "app")]
         apps: Vec<String>,
@@ -164,7 +167,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => ops::migrate(&cli.config).await,
-        Command::Sandbox { listen, apps } => ops::sandbox(&cli.config, listen, &apps).await,
+        Command::Sandbox {
+            listen,
+            led_listen,
+            apps,
+        } => ops::sandbox(&cli.config, listen, led_listen, &apps).await,
         Command::Demo { keep } => crate::demo::run(keep.as_deref()).await,
     }
 }

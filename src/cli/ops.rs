@@ -351,6 +351,7 @@ pub async fn check_config(config: &Path) -> anyhow::Result<()> {
                     problems.push(format!("channels/{name}.toml 签名密钥：{e}"));
                 }
             }
+            ChannelSpec::Led(_) => {}
         }
     }
     match Renderer::load(&settings.templates_path()) {
@@ -426,6 +427,7 @@ pub async fn migrate(config: &Path) -> anyhow::Result<()> {
 pub async fn sandbox(
     config: &Path,
     listen: std::net::SocketAddr,
+    led_listen: std::net::SocketAddr,
     apps: &[String],
 ) -> anyhow::Result<()> {
     let mut cfg = sandbox::SandboxConfig::default();
@@ -441,7 +443,9 @@ pub async fn sandbox(
     if config.exists() {
         let settings = Settings::load(config)?;
         for (name, spec) in &settings.channels.channels {
-            let ChannelSpec::GovSite(c) = spec;
+            let ChannelSpec::GovSite(c) = spec else {
+                continue;
+            };
             match c.secret.read() {
                 Ok(s) => cfg.gov_site_apps.push(sandbox::GovSiteApp {
                     app_key: c.app_key.clone(),
@@ -459,5 +463,5 @@ pub async fn sandbox(
     println!(
         "仿真平台监听 http://{listen}（网站平台：http://{listen}/gov_site；状态：http://{listen}/_sandbox/state）"
     );
-    sandbox::run(listen, cfg).await
+    sandbox::run(listen, led_listen, cfg).await
 }

@@ -351,7 +351,12 @@ impl Worker {
             None => {
                 let payload = self.render(c, channel.template())?;
                 channel.check_payload(&payload).map_err(|e| {
-                    DeliveryError::permanent(format!("模板 {}：{e}", channel.template()))
+                    DeliveryError::permanent(format!(
+                        "公开件 {} 第 {} 版，模板 {}：{e}",
+                        d.disclosure_id,
+                        d.revision,
+                        channel.template()
+                    ))
                 })?;
                 let sha = hex::encode(Sha256::digest(&payload));
                 self.store
@@ -368,6 +373,10 @@ impl Worker {
             action: d.action,
             idempotency_key: idempotency_key(&d.disclosure_id, d.revision, &d.channel, d.action),
             payload,
+            display_min_working_days: crate::led::min_display_working_days(
+                &self.settings,
+                &c.disclosure,
+            ),
         };
         channel.deliver(&request).await
     }

@@ -26,6 +26,8 @@ use crate::store::{DeliveryFilter, StoreError};
 pub struct AppState {
     pub ledger: Arc<Ledger>,
     pub token: Option<Secret>,
+    /// LED screens whose feed `GET /led/{screen}/feed` serves.
+    pub screens: crate::led::Screens,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -42,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        // Read by the hall's player software: no bearer token, like a public page.
+        .route("/led/{screen}/feed", get(led_feed))
         .nest("/api/v1", api)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -333,4 +337,68 @@ async fn year_report(
 ) -> Result<Response, ApiError> {
     let rows = state.ledger.store.list_published().await?;
     Ok(Json(report::build(&state.ledger.settings, &rows, q.year)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedQuery {
+    format: Option<String>,
+}
+
+/// The screen's current feed: text in its encoding (one item per line, CRLF) or, with
+/// `?format=json`, UTF-8 JSON; an ETag, and 304 when `If-None-Match` matches.
+async fn led_feed(
+    State(state): State<AppState>,
+    Path(screen): Path<String>,
+    Query(q): Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use axum::http::header;
+    let s = state
+        .screens
+        .get(&screen)
+        .filter(|s| s.config().http_pull.enabled)
+        .ok_or_else(|| ApiError::NotFound(format!("没有启用 HTTP 拉取的 LED 屏 {screen}")))?;
+    let feed = s.current(chrono::Utc::now()).await;
+    let json = match q.format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "format = {other:?}：可选 text 或 json"
+            )))
+        }
+    };
+    let etag = format!(
+        "{}-{}\"",
+        feed.etag().trim_end_matches('"'),
+        if json { "j" } else { "t" }
+    );
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if fresh {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let (ctype, body) = if json {
+        (
+            "application/json; charset=utf-8".to_string(),
+            feed.to_json(s.name(), s.encoding()),
+        )
+    } else {
+        (
+            format!("text/plain; charset={}", s.encoding().charset()),
+            feed.to_text(s.encoding()),
+        )
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -7,16 +7,19 @@
 //! Each emulated system lives in its own submodule under its own path prefix:
 //!
 //! * [`gov_site`] — the government website content platform (§4.4 generic JSON push), at `/gov_site`.
+//! * [`led`] — an Onbon BX-5K/6K LED controller on its own TCP port (§5.1), controlled
+//!   under `/_sandbox/led/`.
 
 pub mod faults;
 pub mod gov_site;
+pub mod led;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -48,6 +51,7 @@ pub struct SandboxState {
 
 struct Shared {
     gov_site: gov_site::GovSiteState,
+    led: led::LedEmulator,
     faults: faults::Faults,
     /// Address the server listens on, once known; used for URLs when a request has no Host.
     addr: Arc<OnceLock<SocketAddr>>,
@@ -59,6 +63,7 @@ impl SandboxState {
         SandboxState {
             inner: Arc::new(Shared {
                 gov_site: gov_site::GovSiteState::new(&config.gov_site_apps, addr.clone()),
+                led: led::LedEmulator::default(),
                 faults: faults::Faults::default(),
                 addr,
             }),
@@ -68,6 +73,11 @@ impl SandboxState {
     /// The website platform emulator's state.
     pub fn gov_site(&self) -> &gov_site::GovSiteState {
         &self.inner.gov_site
+    }
+
+    /// The LED controller emulator's state.
+    pub fn led(&self) -> &led::LedEmulator {
+        &self.inner.led
     }
 
     /// The fault-injection table.
@@ -84,6 +94,7 @@ impl SandboxState {
     pub fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "gov_site": self.inner.gov_site.snapshot(),
+            "led": self.inner.led.snapshot(),
             "faults_injected": self.inner.faults.injected(),
         })
     }
@@ -99,12 +110,20 @@ pub fn router(state: SandboxState) -> Router {
             get(faults::list).post(faults::add).delete(faults::clear),
         )
         .with_state(state.clone());
+    let led_control = Router::new()
+        .route(
+            "/_sandbox/led/faults",
+            post(led::add_fault).delete(led::clear_faults),
+        )
+        .route("/_sandbox/led/power", post(led::power))
+        .with_state(state.inner.led.clone());
     Router::new()
         .nest(
             GOV_SITE_PREFIX,
             gov_site::router(state.inner.gov_site.clone()),
         )
         .merge(control)
+        .merge(led_control)
         .layer(axum::middleware::from_fn_with_state(
             state.inner.faults.clone(),
             faults::middleware,
@@ -118,6 +137,8 @@ async fn get_state(State(state): State<SandboxState>) -> Json<serde_json::Value>
 /// A sandbox running on a tokio task.
 pub struct SandboxHandle {
     pub addr: SocketAddr,
+    /// TCP address of the LED controller emulator.
+    pub led_addr: SocketAddr,
     state: SandboxState,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
@@ -152,13 +173,34 @@ impl SandboxHandle {
     }
 }
 
-/// Serves the sandbox on `listener` from a tokio task.
+/// Serves the sandbox on `listener` from a tokio task, with the LED controller emulator on
+/// an ephemeral port of the same address.
 pub async fn spawn(listener: tokio::net::TcpListener, config: SandboxConfig) -> SandboxHandle {
+    let ip = listener
+        .local_addr()
+        .expect("a bound TcpListener has a local address")
+        .ip();
+    let led_listener = tokio::net::TcpListener::bind((ip, 0))
+        .await
+        .expect("binding an ephemeral port for the LED emulator");
+    spawn_with_led(listener, led_listener, config).await
+}
+
+/// Serves the sandbox on `listener` and the LED controller emulator on `led_listener`.
+pub async fn spawn_with_led(
+    listener: tokio::net::TcpListener,
+    led_listener: tokio::net::TcpListener,
+    config: SandboxConfig,
+) -> SandboxHandle {
     let addr = listener
+        .local_addr()
+        .expect("a bound TcpListener has a local address");
+    let led_addr = led_listener
         .local_addr()
         .expect("a bound TcpListener has a local address");
     let state = SandboxState::new(config);
     state.set_addr(addr);
+    let led_task = tokio::spawn(led::serve(led_listener, state.inner.led.clone()));
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -170,24 +212,35 @@ pub async fn spawn(listener: tokio::net::TcpListener, config: SandboxConfig) -> 
         if let Err(e) = served {
             tracing::error!(error = %e, "沙箱服务异常退出");
         }
+        led_task.abort();
     });
     SandboxHandle {
         addr,
+        led_addr,
         state,
         shutdown: tx,
         task,
     }
 }
 
-/// Serves the sandbox on `listen` until Ctrl-C (the `gongkai sandbox --listen` command).
-pub async fn run(listen: SocketAddr, config: SandboxConfig) -> anyhow::Result<()> {
+/// Serves the sandbox on `listen` and the LED controller emulator on `led_listen` until
+/// Ctrl-C (the `gongkai sandbox` command).
+pub async fn run(
+    listen: SocketAddr,
+    led_listen: SocketAddr,
+    config: SandboxConfig,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("沙箱无法监听 {listen}：{e}"))?;
-    let handle = spawn(listener, config).await;
+    let led_listener = tokio::net::TcpListener::bind(led_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("LED 控制卡仿真无法监听 {led_listen}：{e}"))?;
+    let handle = spawn_with_led(listener, led_listener, config).await;
     tracing::info!(
         addr = %handle.addr,
         gov_site = %handle.gov_site_base_url(),
+        led = %handle.led_addr,
         "沙箱已启动，按 Ctrl-C 停止"
     );
     tokio::signal::ctrl_c()

@@ -32,6 +32,9 @@ fn the_demo_delivers_all_23_items_and_the_report_counts_them_with_the_baseline()
     );
     let stdout = text(&out.stdout);
     assert!(stdout.contains("gov_site：已送达 23/23"), "{stdout}");
+    // The hall LED screen got the same 23, on the controller and in the feed file.
+    assert!(stdout.contains("hall_led：已送达 23/23"), "{stdout}");
+    assert!(stdout.contains("feed.txt 共 23 条"), "{stdout}");
 
     let config = keep.join("config.toml");
     let out = gongkai(&[
@@ -80,7 +83,12 @@ fn the_demo_delivers_all_23_items_and_the_report_counts_them_with_the_baseline()
     let out = gongkai(&["--config", config.to_str().unwrap(), "deliveries", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows.len(), 23);
+    // 23 to the website and 23 to the hall LED screen.
+    assert_eq!(rows.len(), 46);
+    assert_eq!(
+        rows.iter().filter(|d| d["channel"] == "gov_site").count(),
+        23
+    );
     for key in [
         "id",
         "disclosure_id",

@@ -29,6 +29,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub ledger: Arc<Ledger>,
     pub worker: Arc<Worker>,
+    pub screens: gongkai::led::Screens,
     pub sandbox: SandboxHandle,
     stop: watch::Sender<bool>,
 }
@@ -63,12 +64,33 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like `spawn_app`, with a chance to change the settings first.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(false, tweak).await
+}
+
+/// The website and the hall LED screen `hall_led` (GB2312 bar, file sink, HTTP pull and the
+/// sandbox's BX controller), every category routed to both.
+pub async fn spawn_app_with_led() -> TestApp {
+    spawn(true, |_| {}).await
+}
+
+async fn spawn(with_led: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         gongkai::telemetry::init("info");
     }
     let sandbox = spawn_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
-    let config_path = lay_out(dir.path(), &sandbox);
+    let config_path = if with_led {
+        gongkai::demo::lay_out_with_led(
+            dir.path(),
+            &format!("{}/gov_site", sandbox.base_url()),
+            sandbox.led_addr,
+            SECRET,
+            TOKEN,
+        )
+        .unwrap()
+    } else {
+        lay_out(dir.path(), &sandbox)
+    };
     let mut settings = Settings::load(&config_path).unwrap();
     // The tests drive the worker themselves, and retry in milliseconds.
     settings.worker.enabled = false;
@@ -80,6 +102,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let api = format!("http://{}", app.addr());
     let ledger = app.ledger();
     let worker = app.worker();
+    let screens = app.screens();
     let (stop, rx) = watch::channel(false);
     tokio::spawn(app.run_until_stopped(rx));
     TestApp {
@@ -89,6 +112,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         client: reqwest::Client::new(),
         ledger,
         worker,
+        screens,
         sandbox,
         stop,
     }

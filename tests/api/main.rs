@@ -7,5 +7,6 @@ mod cli;
 mod crash;
 mod delivery;
 mod ingest;
+mod led;
 mod retry;
 mod revision;

@@ -1,0 +1,457 @@
+//! Onbon BX-5K/6K 字库卡 protocol (domain.md §5.1): the frame (8×0xA5 preamble, 14-byte
+//! header, data, CRC-16/ARC little-endian, 0x5A end, byte stuffing of everything between),
+//! the dynamic area update command (group 0xA3, command 0x06), ACK/NACK, and a client that
+//! pushes one frame over TCP and waits for the answer. Shared by the driver (`led::Screen`)
+//! and the controller emulator (`sandbox::led`), so both read the same bytes the same way.
+//! Only dynamic areas (RAM) are ever written, never programs (flash).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const PREAMBLE: u8 = 0xA5;
+pub const END: u8 = 0x5A;
+const PREAMBLE_LEN: usize = 8;
+const HEADER_LEN: usize = 14;
+
+/// Command groups and codes used here.
+pub const GROUP_ANSWER: u8 = 0xA0;
+pub const CMD_ACK: u8 = 0x00;
+pub const CMD_NACK: u8 = 0x01;
+pub const GROUP_SYSTEM: u8 = 0xA2;
+pub const CMD_PING: u8 = 0x00;
+pub const GROUP_DISPLAY: u8 = 0xA3;
+pub const CMD_DYNAMIC_AREA: u8 = 0x06;
+
+/// NACK error codes the driver classifies.
+pub const ERR_CRC: u8 = 5;
+pub const ERR_FONT_MISSING: u8 = 12;
+
+/// CRC-16/ARC: polynomial 0x8005 reflected (0xA001), initial value 0, no final XOR.
+/// Eight lines, so written here rather than taken from a crate.
+pub fn crc16_arc(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// Escapes the bytes between preamble and end: A5→A6 02, A6→A6 01, 5A→5B 02, 5B→5B 01.
+pub fn stuff(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 8);
+    for &b in raw {
+        match b {
+            0xA5 => out.extend_from_slice(&[0xA6, 0x02]),
+            0xA6 => out.extend_from_slice(&[0xA6, 0x01]),
+            0x5A => out.extend_from_slice(&[0x5B, 0x02]),
+            0x5B => out.extend_from_slice(&[0x5B, 0x01]),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+/// Reverses [`stuff`]; `None` on an escape byte not followed by 01 or 02.
+pub fn unstuff(escaped: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(escaped.len());
+    let mut it = escaped.iter();
+    while let Some(&b) = it.next() {
+        match b {
+            0xA6 | 0x5B => {
+                let base = if b == 0xA6 { 0xA5 } else { 0x5A };
+                match it.next() {
+                    Some(0x01) => out.push(base + 1),
+                    Some(0x02) => out.push(base),
+                    _ => return None,
+                }
+            }
+            _ => out.push(b),
+        }
+    }
+    Some(out)
+}
+
+/// One frame's header fields and data (the command group, the command and its arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub dst: u16,
+    pub src: u16,
+    pub display_mode: u8,
+    pub device_type: u8,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("帧不完整或格式错误：{0}")]
+    Malformed(&'static str),
+    #[error("CRC 校验失败")]
+    Crc,
+}
+
+impl Frame {
+    /// A frame from gongkai (source 0x8000) to `dst`, any device type.
+    pub fn to(dst: u16, data: Vec<u8>) -> Frame {
+        Frame {
+            dst,
+            src: 0x8000,
+            display_mode: 0,
+            device_type: 0xFE,
+            data,
+        }
+    }
+
+    /// The bytes on the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(HEADER_LEN + self.data.len() + 2);
+        body.extend_from_slice(&self.dst.to_le_bytes());
+        body.extend_from_slice(&self.src.to_le_bytes());
+        body.extend_from_slice(&[0, 0, 0]); // reserved
+        body.push(0); // BarCode option: none
+        body.push(0); // CheckMode: CRC16
+        body.push(self.display_mode);
+        body.push(self.device_type);
+        body.push(0x02); // ProtocolVersion
+        body.extend_from_slice(&(self.data.len() as u16).to_le_bytes());
+        body.extend_from_slice(&self.data);
+        let crc = crc16_arc(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let mut out = vec![PREAMBLE; PREAMBLE_LEN];
+        out.extend(stuff(&body));
+        out.push(END);
+        out
+    }
+
+    /// Parses one whole frame (preamble … end).
+    pub fn decode(wire: &[u8]) -> Result<Frame, FrameError> {
+        let start = wire
+            .iter()
+            .position(|&b| b != PREAMBLE)
+            .ok_or(FrameError::Malformed("没有帧内容"))?;
+        if start == 0 {
+            return Err(FrameError::Malformed("缺少 0xA5 帧头"));
+        }
+        let inner = match wire[start..].split_last() {
+            Some((&END, inner)) => inner,
+            _ => return Err(FrameError::Malformed("缺少 0x5A 帧尾")),
+        };
+        let body = unstuff(inner).ok_or(FrameError::Malformed("转义字节错误"))?;
+        if body.len() < HEADER_LEN + 2 {
+            return Err(FrameError::Malformed("帧过短"));
+        }
+        let (content, crc) = body.split_at(body.len() - 2);
+        if crc16_arc(content) != u16::from_le_bytes([crc[0], crc[1]]) {
+            return Err(FrameError::Crc);
+        }
+        let len = usize::from(u16::from_le_bytes([content[12], content[13]]));
+        if content.len() != HEADER_LEN + len {
+            return Err(FrameError::Malformed("数据长度与帧头不符"));
+        }
+        Ok(Frame {
+            dst: u16::from_le_bytes([content[0], content[1]]),
+            src: u16::from_le_bytes([content[2], content[3]]),
+            display_mode: content[9],
+            device_type: content[10],
+            data: content[HEADER_LEN..].to_vec(),
+        })
+    }
+}
+
+/// How the area runs its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    Loop = 0,
+    StopOnLastPage = 1,
+    /// Loop, and delete the area if it is not refreshed within `timeout` seconds.
+    LoopThenDelete = 2,
+}
+
+/// One dynamic area and its text (already in the card's encoding, with escapes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicArea {
+    pub id: u8,
+    /// Pixels (the high bit of X and W is set on the wire to say so).
+    pub x: u16,
+    pub y: u16,
+    pub width: u16,
+    pub height: u16,
+    pub run_mode: u8,
+    /// Seconds, for RunMode 2.
+    pub timeout: u16,
+    /// 1 static, 2 quick type, 3 scroll left, 4 right, 5 up, 6 down.
+    pub display_mode: u8,
+    pub speed: u8,
+    /// In 0.5 s.
+    pub stay_time: u8,
+    /// 1 manual newlines, 2 auto-wrap.
+    pub new_line: u8,
+    pub text: Vec<u8>,
+}
+
+impl DynamicArea {
+    fn encode(&self) -> Vec<u8> {
+        let mut r = Vec::with_capacity(32 + self.text.len());
+        r.push(0x00); // AreaType: text
+        r.extend_from_slice(&(self.x | 0x8000).to_le_bytes());
+        r.extend_from_slice(&self.y.to_le_bytes());
+        r.extend_from_slice(&(self.width | 0x8000).to_le_bytes());
+        r.extend_from_slice(&self.height.to_le_bytes());
+        r.push(self.id);
+        r.push(0x00); // line spacing
+        r.push(self.run_mode);
+        r.extend_from_slice(&self.timeout.to_le_bytes());
+        r.push(0x00); // SoundMode: none (no further sound fields)
+        r.push(0x00); // alignment: left
+        r.push(if self.new_line == 1 { 1 } else { 2 }); // SingleLine
+        r.push(self.new_line);
+        r.push(self.display_mode);
+        r.push(0x00); // ExitMode
+        r.push(self.speed);
+        r.push(self.stay_time);
+        r.extend_from_slice(&(self.text.len() as u32).to_le_bytes());
+        r.extend_from_slice(&self.text);
+        r
+    }
+
+    fn decode(r: &[u8]) -> Option<DynamicArea> {
+        if r.len() < 26 {
+            return None;
+        }
+        let u16at = |i: usize| u16::from_le_bytes([r[i], r[i + 1]]);
+        let len = u32::from_le_bytes([r[22], r[23], r[24], r[25]]) as usize;
+        Some(DynamicArea {
+            x: u16at(1) & 0x7FFF,
+            y: u16at(3),
+            width: u16at(5) & 0x7FFF,
+            height: u16at(7),
+            id: r[9],
+            run_mode: r[11],
+            timeout: u16at(12),
+            new_line: r[17],
+            display_mode: r[18],
+            speed: r[20],
+            stay_time: r[21],
+            text: r.get(26..26 + len)?.to_vec(),
+        })
+    }
+}
+
+/// The update-dynamic-area command: delete `delete` areas first (0xFF = all), then write `areas`.
+pub fn dynamic_area_command(delete: &[u8], areas: &[DynamicArea]) -> Vec<u8> {
+    let mut d = vec![GROUP_DISPLAY, CMD_DYNAMIC_AREA, 0x00]; // ProcessMode 0
+    d.push(delete.len() as u8);
+    d.extend_from_slice(delete);
+    d.push(areas.len() as u8);
+    for a in areas {
+        let rec = a.encode();
+        d.extend_from_slice(&(rec.len() as u16).to_le_bytes());
+        d.extend_from_slice(&rec);
+    }
+    d
+}
+
+/// A parsed update-dynamic-area command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicAreaUpdate {
+    pub delete: Vec<u8>,
+    pub areas: Vec<DynamicArea>,
+}
+
+/// Parses the data of a frame whose group/command is 0xA3 0x06.
+pub fn parse_dynamic_area_command(data: &[u8]) -> Option<DynamicAreaUpdate> {
+    if data.get(..2)? != [GROUP_DISPLAY, CMD_DYNAMIC_AREA] {
+        return None;
+    }
+    let mut i = 3;
+    let ndel = usize::from(*data.get(i)?);
+    i += 1;
+    let delete = data.get(i..i + ndel)?.to_vec();
+    i += ndel;
+    let nareas = usize::from(*data.get(i)?);
+    i += 1;
+    let mut areas = Vec::with_capacity(nareas);
+    for _ in 0..nareas {
+        let len = usize::from(u16::from_le_bytes([*data.get(i)?, *data.get(i + 1)?]));
+        i += 2;
+        areas.push(DynamicArea::decode(data.get(i..i + len)?)?);
+        i += len;
+    }
+    (i == data.len()).then_some(DynamicAreaUpdate { delete, areas })
+}
+
+pub fn ack() -> Vec<u8> {
+    vec![GROUP_ANSWER, CMD_ACK]
+}
+
+pub fn nack(code: u8) -> Vec<u8> {
+    vec![GROUP_ANSWER, CMD_NACK, code]
+}
+
+/// Why a push did not get an ACK.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("连接控制卡 {0} 失败：{1}")]
+    Connect(String, String),
+    #[error("控制卡 {0} 在 {1:?} 内没有应答")]
+    Timeout(String, Duration),
+    #[error("控制卡 {0} 断开了连接，未应答")]
+    Dropped(String),
+    #[error("控制卡 {0} 的应答无法解析：{1}")]
+    BadAnswer(String, String),
+    #[error("控制卡 {0} 拒绝（NACK，错误码 {1}：{2}）")]
+    Nack(String, u8, &'static str),
+}
+
+impl PushError {
+    /// A missing font can't be fixed by sending the same text again; everything else can.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, PushError::Nack(_, ERR_FONT_MISSING, _))
+    }
+}
+
+pub fn nack_reason(code: u8) -> &'static str {
+    match code {
+        ERR_CRC => "校验错误",
+        ERR_FONT_MISSING => "字库中没有该字",
+        _ => "控制卡错误",
+    }
+}
+
+/// Connects, sends one frame, waits for ACK/NACK, closes.
+pub async fn push(address: &str, frame: &Frame, timeout: Duration) -> Result<(), PushError> {
+    let addr = address.to_string();
+    let exchange = async {
+        let mut s = TcpStream::connect(address)
+            .await
+            .map_err(|e| PushError::Connect(addr.clone(), e.to_string()))?;
+        s.write_all(&frame.encode())
+            .await
+            .map_err(|_| PushError::Dropped(addr.clone()))?;
+        let answer = read_frame(&mut s)
+            .await
+            .map_err(|_| PushError::Dropped(addr.clone()))?
+            .ok_or_else(|| PushError::Dropped(addr.clone()))?;
+        let f = Frame::decode(&answer)
+            .map_err(|e| PushError::BadAnswer(addr.clone(), e.to_string()))?;
+        match f.data.as_slice() {
+            [GROUP_ANSWER, CMD_ACK, ..] => Ok(()),
+            [GROUP_ANSWER, CMD_NACK, code, ..] => {
+                Err(PushError::Nack(addr.clone(), *code, nack_reason(*code)))
+            }
+            other => Err(PushError::BadAnswer(
+                addr.clone(),
+                format!("不是 ACK/NACK：{}", hex::encode(other)),
+            )),
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(PushError::Timeout(address.to_string(), timeout)))
+}
+
+/// Reads bytes until one whole frame (preamble … 0x5A) has arrived; `None` at EOF first.
+pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+    let mut frame = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        if r.read(&mut byte).await? == 0 {
+            return Ok(None);
+        }
+        let b = byte[0];
+        if frame.is_empty() && b != PREAMBLE {
+            continue; // noise before a frame
+        }
+        frame.push(b);
+        if b == END && frame.len() > PREAMBLE_LEN {
+            return Ok(Some(frame));
+        }
+        if frame.len() > 64 * 1024 {
+            return Err(std::io::Error::other("frame too long"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc16_arc_matches_the_catalogue_check_value() {
+        // The CRC catalogue's check value of CRC-16/ARC over "123456789".
+        assert_eq!(crc16_arc(b"123456789"), 0xBB3D);
+        assert_eq!(crc16_arc(b""), 0x0000);
+        assert_eq!(crc16_arc(&[0x01]), 0xC0C1);
+    }
+
+    #[test]
+    fn stuffing_escapes_the_four_special_bytes_and_reverses() {
+        let raw = [0x01, 0xA5, 0xA6, 0x5A, 0x5B, 0x02];
+        let esc = stuff(&raw);
+        assert_eq!(
+            esc,
+            [0x01, 0xA6, 0x02, 0xA6, 0x01, 0x5B, 0x02, 0x5B, 0x01, 0x02]
+        );
+        assert_eq!(unstuff(&esc).unwrap(), raw);
+        assert!(unstuff(&[0xA6, 0x03]).is_none());
+    }
+
+    #[test]
+    fn a_ping_frame_has_the_documented_layout() {
+        let wire = Frame::to(0x8000, vec![GROUP_SYSTEM, CMD_PING]).encode();
+        let body = [
+            0x00, 0x80, 0x00, 0x80, 0, 0, 0, 0, 0, 0, 0xFE, 0x02, 0x02, 0x00, 0xA2, 0x00,
+        ];
+        let crc = crc16_arc(&body).to_le_bytes();
+        let mut expected = vec![0xA5; 8];
+        expected.extend(stuff(&[body.as_slice(), &crc].concat()));
+        expected.push(0x5A);
+        assert_eq!(wire, expected);
+        // 0xA5 in the data never shows up unescaped between preamble and end.
+        let f = Frame::to(0x8000, vec![0xA5, 0x5A, 0xA6, 0x5B]);
+        let w = f.encode();
+        assert!(!w[8..w.len() - 1].iter().any(|b| [0xA5, 0x5A].contains(b)));
+        assert_eq!(Frame::decode(&w).unwrap(), f);
+    }
+
+    #[test]
+    fn a_corrupted_frame_fails_its_crc() {
+        let mut w = Frame::to(0x8000, vec![GROUP_SYSTEM, CMD_PING, 0x10]).encode();
+        let n = w.len();
+        w[n - 4] ^= 0x01;
+        assert_eq!(Frame::decode(&w), Err(FrameError::Crc));
+    }
+
+    #[test]
+    fn the_dynamic_area_command_round_trips() {
+        let area = DynamicArea {
+            id: 0,
+            x: 0,
+            y: 0,
+            width: 256,
+            height: 16,
+            run_mode: RunMode::LoopThenDelete as u8,
+            timeout: 120,
+            display_mode: 3,
+            speed: 4,
+            stay_time: 10,
+            new_line: 1,
+            text: b"\\FO000\\C1\xb5\xcd\xb1\xa3".to_vec(),
+        };
+        let data = dynamic_area_command(&[0xFF], std::slice::from_ref(&area));
+        assert_eq!(&data[..6], &[0xA3, 0x06, 0x00, 0x01, 0xFF, 0x01]);
+        let parsed = parse_dynamic_area_command(&data).unwrap();
+        assert_eq!(parsed.delete, vec![0xFF]);
+        assert_eq!(parsed.areas, vec![area]);
+        let f = Frame::to(0x8000, data);
+        assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
+    }
+}
