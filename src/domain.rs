@@ -159,6 +159,9 @@ pub enum AttemptOutcome {
     /// The instance that made the attempt stopped (crash, kill) before it recorded an answer;
     /// found when its lease expired.
     Lost,
+    /// The channel accepted the item but the outcome comes later (WeChat publishing is
+    /// asynchronous): the delivery waits and is checked again, without using up its budget.
+    Pending,
 }
 
 impl AttemptOutcome {
@@ -168,6 +171,7 @@ impl AttemptOutcome {
             AttemptOutcome::Transient => "transient",
             AttemptOutcome::Permanent => "permanent",
             AttemptOutcome::Lost => "lost",
+            AttemptOutcome::Pending => "pending",
         }
     }
 }
@@ -180,6 +184,7 @@ impl FromStr for AttemptOutcome {
             "transient" => Ok(AttemptOutcome::Transient),
             "permanent" => Ok(AttemptOutcome::Permanent),
             "lost" => Ok(AttemptOutcome::Lost),
+            "pending" => Ok(AttemptOutcome::Pending),
             other => Err(format!("unknown attempt outcome {other:?}")),
         }
     }
@@ -191,18 +196,22 @@ impl FromStr for AttemptOutcome {
 pub enum ChannelKind {
     /// A government website content platform, over the generic JSON push contract.
     GovSite,
+    /// A WeChat official account (公众号), over the draft/freepublish API.
+    Wechat,
 }
 
 impl ChannelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::GovSite => "gov_site",
+            ChannelKind::Wechat => "wechat",
         }
     }
 
     pub fn label_zh(self) -> &'static str {
         match self {
             ChannelKind::GovSite => "政府网站",
+            ChannelKind::Wechat => "微信公众号",
         }
     }
 }
@@ -218,7 +227,10 @@ impl FromStr for ChannelKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "gov_site" => Ok(ChannelKind::GovSite),
-            other => Err(format!("未知的渠道类型 {other:?}（可选：gov_site）")),
+            "wechat" => Ok(ChannelKind::Wechat),
+            other => Err(format!(
+                "未知的渠道类型 {other:?}（可选：gov_site, wechat）"
+            )),
         }
     }
 }

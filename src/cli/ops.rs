@@ -275,6 +275,7 @@ fn outcome_zh(o: crate::domain::AttemptOutcome) -> &'static str {
         Transient => "临时失败",
         Permanent => "永久失败",
         Lost => "中断（实例停止）",
+        Pending => "已提交，等待结果",
     }
 }
 
