@@ -235,17 +235,20 @@ pub struct ChannelSettings {
 #[derive(Debug, Clone)]
 pub enum ChannelSpec {
     GovSite(GovSiteConfig),
+    Wechat(crate::channel::wechat::WechatConfig),
 }
 
 impl ChannelSpec {
     pub fn kind(&self) -> crate::domain::ChannelKind {
         match self {
             ChannelSpec::GovSite(_) => crate::domain::ChannelKind::GovSite,
+            ChannelSpec::Wechat(_) => crate::domain::ChannelKind::Wechat,
         }
     }
     pub fn template(&self) -> &str {
         match self {
             ChannelSpec::GovSite(c) => &c.template,
+            ChannelSpec::Wechat(c) => &c.template,
         }
     }
 }
@@ -456,6 +459,17 @@ impl Settings {
                 ));
             }
         }
+        for (name, spec) in &self.channels.channels {
+            if let ChannelSpec::Wechat(w) = spec {
+                for other in &w.after {
+                    if other == name || !self.channels.channels.contains_key(other) {
+                        p.push(format!(
+                            "channels/{name}.toml after：渠道 {other:?} 未配置或是自身"
+                        ));
+                    }
+                }
+            }
+        }
         let templates = self.templates_path();
         if !templates.is_dir() {
             p.push(format!(
@@ -604,8 +618,11 @@ fn load_channel(dir: &Path, file: &Path) -> Result<ChannelSpec, Vec<String>> {
                 timeout: f.timeout,
             }))
         }
+        "wechat" => {
+            crate::channel::wechat::WechatConfig::from_table(dir, table).map(ChannelSpec::Wechat)
+        }
         other => Err(vec![format!(
-            "kind = {other:?}：未知的渠道类型（可选：gov_site）"
+            "kind = {other:?}：未知的渠道类型（可选：gov_site, wechat）"
         )]),
     }
 }

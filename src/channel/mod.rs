@@ -5,6 +5,7 @@
 //! the rendered payload and return an outcome.
 
 pub mod gov_site;
+pub mod wechat;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -178,12 +179,15 @@ impl Registry {
 
     fn build_inner(
         settings: &ChannelSettings,
-        _store: Option<Arc<dyn crate::store::Store>>,
+        store: Option<Arc<dyn crate::store::Store>>,
     ) -> anyhow::Result<Registry> {
         let mut channels: BTreeMap<String, Arc<dyn Channel>> = BTreeMap::new();
         for (name, spec) in &settings.channels {
             let channel: Arc<dyn Channel> = match spec {
                 ChannelSpec::GovSite(cfg) => Arc::new(gov_site::GovSite::new(name, cfg.clone())?),
+                ChannelSpec::Wechat(cfg) => {
+                    Arc::new(wechat::Wechat::new(name, cfg.clone(), store.clone())?)
+                }
             };
             channels.insert(name.clone(), channel);
         }

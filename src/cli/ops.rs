@@ -352,6 +352,11 @@ pub async fn check_config(config: &Path) -> anyhow::Result<()> {
                     problems.push(format!("channels/{name}.toml 签名密钥：{e}"));
                 }
             }
+            ChannelSpec::Wechat(c) => {
+                if let Err(e) = c.secret.read() {
+                    problems.push(format!("channels/{name}.toml AppSecret：{e}"));
+                }
+            }
         }
     }
     match Renderer::load(&settings.templates_path()) {
@@ -442,15 +447,35 @@ pub async fn sandbox(
     if config.exists() {
         let settings = Settings::load(config)?;
         for (name, spec) in &settings.channels.channels {
-            let ChannelSpec::GovSite(c) = spec;
-            match c.secret.read() {
-                Ok(s) => cfg.gov_site_apps.push(sandbox::GovSiteApp {
-                    app_key: c.app_key.clone(),
-                    secret: s.expose().to_string(),
-                }),
-                Err(e) => {
-                    eprintln!("提示：渠道 {name} 的密钥不可用（{e}），仿真平台不接受它的 app_key")
-                }
+            match spec {
+                ChannelSpec::GovSite(c) => match c.secret.read() {
+                    Ok(s) => cfg.gov_site_apps.push(sandbox::GovSiteApp {
+                        app_key: c.app_key.clone(),
+                        secret: s.expose().to_string(),
+                    }),
+                    Err(e) => {
+                        eprintln!(
+                            "提示：渠道 {name} 的密钥不可用（{e}），仿真平台不接受它的 app_key"
+                        )
+                    }
+                },
+                ChannelSpec::Wechat(c) => match c.secret.read() {
+                    Ok(s) => cfg.wechat_apps.push(sandbox::wechat::WechatApp {
+                        appid: c.appid.clone(),
+                        secret: s.expose().to_string(),
+                        callback_token: c
+                            .callback_token
+                            .read()
+                            .map(|t| t.expose().to_string())
+                            .unwrap_or_default(),
+                        callback_url: None,
+                    }),
+                    Err(e) => {
+                        eprintln!(
+                            "提示：渠道 {name} 的 AppSecret 不可用（{e}），仿真公众号不接受它"
+                        )
+                    }
+                },
             }
         }
     }

@@ -41,6 +41,7 @@ pub async fn spawn_sandbox() -> SandboxHandle {
                 app_key: "zpmzj".into(),
                 secret: SECRET.into(),
             }],
+            ..Default::default()
         },
     )
     .await
@@ -91,6 +92,30 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         worker,
         sandbox,
         stop,
+    }
+}
+
+impl TestApp {
+    /// A `TestApp` around an application built elsewhere (e.g. with extra channel files).
+    pub fn from_parts(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        api: String,
+        ledger: Arc<Ledger>,
+        worker: Arc<Worker>,
+        sandbox: SandboxHandle,
+        stop: watch::Sender<bool>,
+    ) -> TestApp {
+        TestApp {
+            dir,
+            config_path,
+            api,
+            client: reqwest::Client::new(),
+            ledger,
+            worker,
+            sandbox,
+            stop,
+        }
     }
 }
 

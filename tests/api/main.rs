@@ -9,3 +9,4 @@ mod delivery;
 mod ingest;
 mod retry;
 mod revision;
+mod wechat;
