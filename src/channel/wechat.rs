@@ -1272,6 +1272,84 @@ fn until_quota_window(code: i64, now: chrono::DateTime<Utc>) -> Duration {
     }
 }
 
+/// How long an account has gone without a successful publish (政务新媒体: two weeks without
+/// an update fails the inspection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staleness {
+    Fresh,
+    Warn,
+    Critical,
+}
+
+pub fn staleness(
+    last: Option<chrono::DateTime<Utc>>,
+    now: chrono::DateTime<Utc>,
+    warn_days: u32,
+    critical_days: u32,
+) -> Staleness {
+    let days = match last {
+        Some(t) => (now - t).num_days(),
+        None => i64::MAX,
+    };
+    if days >= i64::from(critical_days) {
+        Staleness::Critical
+    } else if days >= i64::from(warn_days) {
+        Staleness::Warn
+    } else {
+        Staleness::Fresh
+    }
+}
+
+/// One status line per WeChat channel: the last successful publish and its staleness, for
+/// `gongkai status` (and the daemon's log).
+pub async fn status_lines(
+    settings: &crate::config::Settings,
+    store: &dyn Store,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<(Staleness, String)>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for (name, spec) in &settings.channels.channels {
+        let crate::config::ChannelSpec::Wechat(cfg) = spec else {
+            continue;
+        };
+        let rows = store
+            .list_deliveries(&DeliveryFilter {
+                statuses: vec![DeliveryStatus::Delivered],
+                channel: Some(name.clone()),
+                ..DeliveryFilter::default()
+            })
+            .await?;
+        let last = rows
+            .iter()
+            .filter(|r| r.action == Action::Publish)
+            .filter_map(|r| r.delivered_at)
+            .max();
+        let level = staleness(last, now, cfg.stale_warn_days, cfg.stale_critical_days);
+        let when = last
+            .map(|t| {
+                format!(
+                    "最近一次发表 {}（{} 天前）",
+                    t.format("%Y-%m-%d %H:%M"),
+                    (now - t).num_days()
+                )
+            })
+            .unwrap_or_else(|| "尚无成功发表记录".into());
+        let verdict = match level {
+            Staleness::Fresh => "正常".to_string(),
+            Staleness::Warn => format!("警告：超过 {} 天未更新", cfg.stale_warn_days),
+            Staleness::Critical => format!(
+                "严重：超过 {} 天未更新，两周无更新即检查不合格",
+                cfg.stale_critical_days
+            ),
+        };
+        out.push((
+            level,
+            format!("微信公众号 {name}（{}）：{when}，{verdict}", cfg.appid),
+        ));
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Channel for Wechat {
     fn name(&self) -> &str {
@@ -1405,6 +1483,16 @@ mod tests {
         // 2024-05-01 15:00 UTC = 23:00 Beijing: the window opens at 00:01, 61 minutes later.
         let now = Utc.with_ymd_and_hms(2024, 5, 1, 15, 0, 0).unwrap();
         assert_eq!(until_quota_window(45009, now), Duration::from_secs(61 * 60));
+    }
+
+    #[test]
+    fn staleness_warns_at_ten_days_and_is_critical_at_twelve() {
+        let now = Utc.with_ymd_and_hms(2024, 5, 20, 0, 0, 0).unwrap();
+        let ago = |d| Some(now - chrono::Duration::days(d));
+        assert_eq!(staleness(ago(9), now, 10, 12), Staleness::Fresh);
+        assert_eq!(staleness(ago(10), now, 10, 12), Staleness::Warn);
+        assert_eq!(staleness(ago(12), now, 10, 12), Staleness::Critical);
+        assert_eq!(staleness(None, now, 10, 12), Staleness::Critical);
     }
 
     #[test]
