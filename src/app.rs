@@ -39,7 +39,8 @@ impl Application {
             .with_context(|| format!("打开数据库 {}", settings.database_url))?;
         let renderer = Renderer::load(&settings.templates_path())
             .map_err(|p| anyhow::Error::new(crate::config::Problems(p)))?;
-        let registry = Registry::build(&settings.channels).context("建立渠道")?;
+        let registry =
+            Registry::build_with_store(&settings.channels, store.clone()).context("建立渠道")?;
         let screens = registry.screens().clone();
         crate::led::restore(store.as_ref(), &settings, &screens)
             .await

@@ -240,6 +240,7 @@ pub struct ChannelSettings {
 pub enum ChannelSpec {
     GovSite(GovSiteConfig),
     Led(LedConfig),
+    Wechat(crate::channel::wechat::WechatConfig),
 }
 
 impl ChannelSpec {
@@ -247,12 +248,14 @@ impl ChannelSpec {
         match self {
             ChannelSpec::GovSite(_) => crate::domain::ChannelKind::GovSite,
             ChannelSpec::Led(_) => crate::domain::ChannelKind::Led,
+            ChannelSpec::Wechat(_) => crate::domain::ChannelKind::Wechat,
         }
     }
     pub fn template(&self) -> &str {
         match self {
             ChannelSpec::GovSite(c) => &c.template,
             ChannelSpec::Led(c) => &c.template,
+            ChannelSpec::Wechat(c) => &c.template,
         }
     }
 }
@@ -683,6 +686,17 @@ impl Settings {
                 ));
             }
         }
+        for (name, spec) in &self.channels.channels {
+            if let ChannelSpec::Wechat(w) = spec {
+                for other in &w.after {
+                    if other == name || !self.channels.channels.contains_key(other) {
+                        p.push(format!(
+                            "channels/{name}.toml after：渠道 {other:?} 未配置或是自身"
+                        ));
+                    }
+                }
+            }
+        }
         let templates = self.templates_path();
         if !templates.is_dir() {
             p.push(format!(
@@ -846,8 +860,11 @@ fn load_channel(dir: &Path, file: &Path) -> Result<ChannelSpec, Vec<String>> {
             }
             Ok(ChannelSpec::Led(f))
         }
+        "wechat" => {
+            crate::channel::wechat::WechatConfig::from_table(dir, table).map(ChannelSpec::Wechat)
+        }
         other => Err(vec![format!(
-            "kind = {other:?}：未知的渠道类型（可选：gov_site, led）"
+            "kind = {other:?}：未知的渠道类型（可选：gov_site, wechat, led）"
         )]),
     }
 }

@@ -148,6 +148,7 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
                 app_key: DEMO_APP_KEY.into(),
                 secret: secret.clone(),
             }],
+            ..Default::default()
         },
     )
     .await;

@@ -159,6 +159,9 @@ pub enum AttemptOutcome {
     /// The instance that made the attempt stopped (crash, kill) before it recorded an answer;
     /// found when its lease expired.
     Lost,
+    /// The channel accepted the item but the outcome comes later (WeChat publishing is
+    /// asynchronous): the delivery waits and is checked again, without using up its budget.
+    Pending,
 }
 
 impl AttemptOutcome {
@@ -168,6 +171,7 @@ impl AttemptOutcome {
             AttemptOutcome::Transient => "transient",
             AttemptOutcome::Permanent => "permanent",
             AttemptOutcome::Lost => "lost",
+            AttemptOutcome::Pending => "pending",
         }
     }
 }
@@ -180,6 +184,7 @@ impl FromStr for AttemptOutcome {
             "transient" => Ok(AttemptOutcome::Transient),
             "permanent" => Ok(AttemptOutcome::Permanent),
             "lost" => Ok(AttemptOutcome::Lost),
+            "pending" => Ok(AttemptOutcome::Pending),
             other => Err(format!("unknown attempt outcome {other:?}")),
         }
     }
@@ -193,6 +198,8 @@ pub enum ChannelKind {
     GovSite,
     /// A service hall LED screen (feed file, HTTP pull, Onbon BX-5K/6K controller).
     Led,
+    /// A WeChat official account (公众号), over the draft/freepublish API.
+    Wechat,
 }
 
 impl ChannelKind {
@@ -200,6 +207,7 @@ impl ChannelKind {
         match self {
             ChannelKind::GovSite => "gov_site",
             ChannelKind::Led => "led",
+            ChannelKind::Wechat => "wechat",
         }
     }
 
@@ -207,6 +215,7 @@ impl ChannelKind {
         match self {
             ChannelKind::GovSite => "政府网站",
             ChannelKind::Led => "LED屏",
+            ChannelKind::Wechat => "微信公众号",
         }
     }
 }
@@ -223,7 +232,10 @@ impl FromStr for ChannelKind {
         match s {
             "gov_site" => Ok(ChannelKind::GovSite),
             "led" => Ok(ChannelKind::Led),
-            other => Err(format!("未知的渠道类型 {other:?}（可选：gov_site, led）")),
+            "wechat" => Ok(ChannelKind::Wechat),
+            other => Err(format!(
+                "未知的渠道类型 {other:?}（可选：gov_site, wechat, led）"
+            )),
         }
     }
 }

@@ -17,3 +17,4 @@ pub mod report;
 pub mod sandbox;
 pub mod store;
 pub mod telemetry;
+pub mod wechat_callback;

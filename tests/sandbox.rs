@@ -21,6 +21,7 @@ async fn start() -> (SandboxHandle, reqwest::Client) {
                 app_key: APP_KEY.into(),
                 secret: SECRET.into(),
             }],
+            ..SandboxConfig::default()
         },
     )
     .await;

@@ -92,6 +92,7 @@ fn outcome_of(next: &NextState) -> AttemptOutcome {
         NextState::Delivered { .. } => AttemptOutcome::Delivered,
         NextState::Retry { .. } => AttemptOutcome::Transient,
         NextState::Dead { .. } => AttemptOutcome::Permanent,
+        NextState::Awaiting { .. } => AttemptOutcome::Pending,
     }
 }
 
@@ -106,6 +107,7 @@ async fn complete(
     let detail = match &next {
         NextState::Delivered { .. } => None,
         NextState::Retry { error, .. } | NextState::Dead { error } => Some(error.clone()),
+        NextState::Awaiting { note, .. } => Some(note.clone()),
     };
     let completion = Completion {
         delivery_id: claimed.delivery.id,
@@ -122,6 +124,7 @@ async fn complete(
                 NextState::Delivered { .. } => 200,
                 NextState::Retry { .. } => 503,
                 NextState::Dead { .. } => 400,
+                NextState::Awaiting { .. } => 200,
             }),
             remote_code: None,
             detail,

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Channel, DeliveryError, DeliveryRequest, FailureClass, Receipt};
+use super::{Channel, DeliveryError, DeliveryRequest, FailureClass, Progress, Receipt, Sent};
 use crate::config::{GovSiteConfig, Secret};
 use crate::domain::{Action, ChannelKind};
 
@@ -146,7 +146,12 @@ impl Channel for GovSite {
             .map_err(|e| format!("模板生成的内容不是合法 JSON：{e}"))
     }
 
-    async fn deliver(&self, request: &DeliveryRequest) -> Result<Receipt, DeliveryError> {
+    /// One request, made idempotent by the platform: no progress to keep.
+    async fn deliver(
+        &self,
+        request: &DeliveryRequest,
+        _progress: &mut dyn Progress,
+    ) -> Result<Sent, DeliveryError> {
         let response = self
             .client
             .post(self.endpoint.clone())
@@ -166,7 +171,7 @@ impl Channel for GovSite {
             .bytes()
             .await
             .map_err(|e| self.transport_error(&e))?;
-        classify(request.action, status, retry_after, is_json, &body)
+        classify(request.action, status, retry_after, is_json, &body).map(Sent::Done)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Channel, DeliveryError, DeliveryRequest, Receipt};
+use super::{Channel, DeliveryError, DeliveryRequest, Progress, Sent};
 use crate::domain::ChannelKind;
 use crate::led::{bx, Screen};
 
@@ -40,8 +40,15 @@ impl Channel for Led {
         self.screen.prepare(payload).map(|_| ())
     }
 
-    async fn deliver(&self, request: &DeliveryRequest) -> Result<Receipt, DeliveryError> {
-        self.screen.apply(request, chrono::Utc::now()).await
+    async fn deliver(
+        &self,
+        request: &DeliveryRequest,
+        _progress: &mut dyn Progress,
+    ) -> Result<Sent, DeliveryError> {
+        self.screen
+            .apply(request, chrono::Utc::now())
+            .await
+            .map(Sent::Done)
     }
 
     /// PING the controller, when the screen has one.

@@ -6,6 +6,7 @@
 
 pub mod gov_site;
 pub mod led;
+pub mod wechat;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub struct DeliveryRequest {
     /// The disclosure's minimum display period (公示期) in working days, from the disclosure
     /// or its category; channels that display items for a time (LED) keep them this long.
     pub display_min_working_days: Option<u32>,
+    /// The approved disclosure itself, for channels that send some fields apart from the
+    /// rendered payload (WeChat: title, digest, author go next to the article body).
+    pub disclosure: Option<std::sync::Arc<crate::disclosure::Disclosure>>,
 }
 
 /// The channel's answer when it accepted the item.
@@ -38,6 +42,47 @@ pub struct Receipt {
     pub url: Option<String>,
     pub http_status: Option<u16>,
     pub detail: Option<String>,
+}
+
+/// What a channel did with a delivery that did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    /// Done: the item is on the channel (or off it, for a withdrawal).
+    Done(Receipt),
+    /// Accepted, the outcome comes later (WeChat publishes asynchronously): the worker
+    /// schedules the next check after `check_after`, which does not count as a failed
+    /// attempt. The channel's progress says where to pick up.
+    Pending {
+        check_after: Duration,
+        /// What it waits for, in words an operator understands.
+        detail: String,
+    },
+}
+
+/// The state a multi-step delivery keeps between attempts: what earlier attempts did
+/// (`state()`, the channel's own JSON, `Null` at first) and `save()`, which persists the
+/// new state under the current claim *before* the channel makes its next remote step, so
+/// a retry (or another instance after a crash) resumes there and never repeats a step the
+/// remote side cannot deduplicate. Single-step channels ignore it.
+#[async_trait]
+pub trait Progress: Send {
+    fn state(&self) -> &serde_json::Value;
+    async fn save(&mut self, state: serde_json::Value) -> Result<(), DeliveryError>;
+}
+
+/// A `Progress` kept in memory only (tests, `check-config`).
+#[derive(Debug, Default)]
+pub struct MemoryProgress(pub serde_json::Value);
+
+#[async_trait]
+impl Progress for MemoryProgress {
+    fn state(&self) -> &serde_json::Value {
+        &self.0
+    }
+    async fn save(&mut self, state: serde_json::Value) -> Result<(), DeliveryError> {
+        self.0 = state;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +145,13 @@ pub trait Channel: Send + Sync {
         Ok(())
     }
 
-    async fn deliver(&self, request: &DeliveryRequest) -> Result<Receipt, DeliveryError>;
+    /// One attempt. `progress` holds what earlier attempts saved; a multi-step channel
+    /// saves after each remote step.
+    async fn deliver(
+        &self,
+        request: &DeliveryRequest,
+        progress: &mut dyn Progress,
+    ) -> Result<Sent, DeliveryError>;
 
     /// Reachability check for `check-config --online`.
     async fn healthcheck(&self) -> Result<(), DeliveryError> {
@@ -117,8 +168,25 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds every configured channel. No network I/O.
+    /// Builds every configured channel. No network I/O. Channels that keep account state
+    /// in the ledger (WeChat) are built without it: enough for checks, not for delivering.
     pub fn build(settings: &ChannelSettings) -> anyhow::Result<Registry> {
+        Registry::build_inner(settings, None)
+    }
+
+    /// Builds every configured channel with the store they may keep account state in
+    /// (the WeChat access_token, uploaded media, publish events). No network I/O.
+    pub fn build_with_store(
+        settings: &ChannelSettings,
+        store: Arc<dyn crate::store::Store>,
+    ) -> anyhow::Result<Registry> {
+        Registry::build_inner(settings, Some(store))
+    }
+
+    fn build_inner(
+        settings: &ChannelSettings,
+        store: Option<Arc<dyn crate::store::Store>>,
+    ) -> anyhow::Result<Registry> {
         let mut channels: BTreeMap<String, Arc<dyn Channel>> = BTreeMap::new();
         let mut screens = crate::led::Screens::new();
         for (name, spec) in &settings.channels {
@@ -128,6 +196,9 @@ impl Registry {
                     let screen = Arc::new(crate::led::Screen::new(name, cfg.clone()));
                     screens.insert(name.clone(), screen.clone());
                     Arc::new(led::Led::new(screen))
+                }
+                ChannelSpec::Wechat(cfg) => {
+                    Arc::new(wechat::Wechat::new(name, cfg.clone(), store.clone())?)
                 }
             };
             channels.insert(name.clone(), channel);

@@ -275,6 +275,7 @@ fn outcome_zh(o: crate::domain::AttemptOutcome) -> &'static str {
         Transient => "临时失败",
         Permanent => "永久失败",
         Lost => "中断（实例停止）",
+        Pending => "已提交，等待结果",
     }
 }
 
@@ -352,6 +353,11 @@ pub async fn check_config(config: &Path) -> anyhow::Result<()> {
                 }
             }
             ChannelSpec::Led(_) => {}
+            ChannelSpec::Wechat(c) => {
+                if let Err(e) = c.secret.read() {
+                    problems.push(format!("channels/{name}.toml AppSecret：{e}"));
+                }
+            }
         }
     }
     match Renderer::load(&settings.templates_path()) {
@@ -443,17 +449,36 @@ pub async fn sandbox(
     if config.exists() {
         let settings = Settings::load(config)?;
         for (name, spec) in &settings.channels.channels {
-            let ChannelSpec::GovSite(c) = spec else {
-                continue;
-            };
-            match c.secret.read() {
-                Ok(s) => cfg.gov_site_apps.push(sandbox::GovSiteApp {
-                    app_key: c.app_key.clone(),
-                    secret: s.expose().to_string(),
-                }),
-                Err(e) => {
-                    eprintln!("提示：渠道 {name} 的密钥不可用（{e}），仿真平台不接受它的 app_key")
-                }
+            match spec {
+                ChannelSpec::GovSite(c) => match c.secret.read() {
+                    Ok(s) => cfg.gov_site_apps.push(sandbox::GovSiteApp {
+                        app_key: c.app_key.clone(),
+                        secret: s.expose().to_string(),
+                    }),
+                    Err(e) => {
+                        eprintln!(
+                            "提示：渠道 {name} 的密钥不可用（{e}），仿真平台不接受它的 app_key"
+                        )
+                    }
+                },
+                ChannelSpec::Wechat(c) => match c.secret.read() {
+                    Ok(s) => cfg.wechat_apps.push(sandbox::wechat::WechatApp {
+                        appid: c.appid.clone(),
+                        secret: s.expose().to_string(),
+                        callback_token: c
+                            .callback_token
+                            .read()
+                            .map(|t| t.expose().to_string())
+                            .unwrap_or_default(),
+                        callback_url: None,
+                    }),
+                    Err(e) => {
+                        eprintln!(
+                            "提示：渠道 {name} 的 AppSecret 不可用（{e}），仿真公众号不接受它"
+                        )
+                    }
+                },
+                ChannelSpec::Led(_) => {}
             }
         }
     }

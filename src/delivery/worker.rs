@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::idempotency_key;
 use super::retry::{Decision, RetryPolicy};
-use crate::channel::{DeliveryError, DeliveryRequest, Receipt, Registry};
+use crate::channel::{DeliveryError, DeliveryRequest, Progress, Registry, Sent};
 use crate::config::Settings;
 use crate::disclosure::Disclosure;
 use crate::domain::{Action, AttemptOutcome};
@@ -240,7 +240,24 @@ impl Worker {
         let result = self.send(&c).await;
         let finished = Utc::now();
         let (outcome, next, receipt, error) = match result {
-            Ok(receipt) => (
+            Ok(Sent::Pending {
+                check_after,
+                detail,
+            }) => (
+                AttemptOutcome::Pending,
+                NextState::Awaiting {
+                    at: finished
+                        + chrono::Duration::from_std(check_after)
+                            .unwrap_or(chrono::Duration::minutes(5)),
+                    note: detail.clone(),
+                },
+                Some(crate::channel::Receipt {
+                    detail: Some(detail),
+                    ..Default::default()
+                }),
+                None,
+            ),
+            Ok(Sent::Done(receipt)) => (
                 AttemptOutcome::Delivered,
                 NextState::Delivered {
                     remote_id: receipt.remote_id.clone(),
@@ -310,7 +327,7 @@ impl Worker {
         };
         let o = match &next {
             NextState::Delivered { .. } => Outcome::Delivered,
-            NextState::Retry { .. } => Outcome::WillRetry,
+            NextState::Retry { .. } | NextState::Awaiting { .. } => Outcome::WillRetry,
             NextState::Dead { .. } => Outcome::Dead,
         };
         match &next {
@@ -321,6 +338,9 @@ impl Worker {
                 tracing::warn!(retry_at = %at, cause = %error, "attempt failed, will retry")
             }
             NextState::Dead { error } => tracing::warn!(cause = %error, "delivery failed for good"),
+            NextState::Awaiting { at, note } => {
+                tracing::info!(check_at = %at, note = %note, "accepted, awaiting the outcome")
+            }
         }
         let completion = Completion {
             delivery_id: c.delivery.id,
@@ -338,7 +358,7 @@ impl Worker {
     }
 
     /// Renders (once) and sends. Every failure comes back classified.
-    async fn send(&self, c: &Claimed) -> Result<Receipt, DeliveryError> {
+    async fn send(&self, c: &Claimed) -> Result<Sent, DeliveryError> {
         let d = &c.delivery;
         let channel = self.registry.get(&d.channel).ok_or_else(|| {
             DeliveryError::permanent(format!(
@@ -377,8 +397,17 @@ impl Worker {
                 &self.settings,
                 &c.disclosure,
             ),
+            disclosure: serde_json::from_str::<Disclosure>(&c.disclosure.json)
+                .ok()
+                .map(Arc::new),
         };
-        channel.deliver(&request).await
+        let mut progress = StoreProgress {
+            store: self.store.as_ref(),
+            delivery_id: d.id,
+            claim_token: &c.claim_token,
+            state: d.progress.clone().unwrap_or(serde_json::Value::Null),
+        };
+        channel.deliver(&request, &mut progress).await
     }
 
     fn render(&self, c: &Claimed, template: &str) -> Result<Vec<u8>, DeliveryError> {
@@ -405,6 +434,32 @@ impl Worker {
         self.renderer
             .render(template, &ctx)
             .map_err(|e| DeliveryError::permanent(format!("{e}（修正模板后可手动重试）")))
+    }
+}
+
+/// A delivery's progress in the ledger, saved under the attempt's claim.
+struct StoreProgress<'a> {
+    store: &'a dyn Store,
+    delivery_id: i64,
+    claim_token: &'a str,
+    state: serde_json::Value,
+}
+
+#[async_trait::async_trait]
+impl Progress for StoreProgress<'_> {
+    fn state(&self) -> &serde_json::Value {
+        &self.state
+    }
+
+    async fn save(&mut self, state: serde_json::Value) -> Result<(), DeliveryError> {
+        // If this fails the next remote step must not be made: a retry could not know
+        // it had been made.
+        self.store
+            .save_progress(self.delivery_id, self.claim_token, &state)
+            .await
+            .map_err(|e| DeliveryError::transient(format!("保存投递进度失败：{e}")))?;
+        self.state = state;
+        Ok(())
     }
 }
 

@@ -46,10 +46,83 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         // Read by the hall's player software: no bearer token, like a public page.
         .route("/led/{screen}/feed", get(led_feed))
+        .route(
+            "/wechat/{channel}/callback",
+            get(wechat_echo).post(wechat_push),
+        )
         .nest("/api/v1", api)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The query WeChat signs every callback request with.
+#[derive(Debug, Deserialize)]
+struct WechatSigned {
+    signature: String,
+    timestamp: String,
+    nonce: String,
+    echostr: Option<String>,
+}
+
+/// The channel's appid and callback token, if the signature of `q` is right.
+fn wechat_verified(state: &AppState, channel: &str, q: &WechatSigned) -> Option<String> {
+    let Some(crate::config::ChannelSpec::Wechat(cfg)) =
+        state.ledger.settings.channels.channels.get(channel)
+    else {
+        return None;
+    };
+    let token = cfg.callback_token.read().ok()?;
+    crate::wechat_callback::verify(token.expose(), &q.timestamp, &q.nonce, &q.signature)
+        .then(|| cfg.appid.clone())
+}
+
+/// `GET /wechat/{channel}/callback`: the URL check, answered with the raw `echostr`.
+async fn wechat_echo(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    Query(q): Query<WechatSigned>,
+) -> Response {
+    match wechat_verified(&state, &channel, &q) {
+        Some(_) => q.echostr.unwrap_or_default().into_response(),
+        None => (StatusCode::FORBIDDEN, "签名错误").into_response(),
+    }
+}
+
+/// `POST /wechat/{channel}/callback`: a push. PUBLISHJOBFINISH is recorded once and wakes
+/// the delivery that waits for it; anything else is acknowledged.
+async fn wechat_push(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    Query(q): Query<WechatSigned>,
+    body: Bytes,
+) -> Response {
+    let Some(appid) = wechat_verified(&state, &channel, &q) else {
+        tracing::warn!(channel, "WeChat push with a wrong signature refused");
+        return (StatusCode::FORBIDDEN, "签名错误").into_response();
+    };
+    let xml = String::from_utf8_lossy(&body);
+    if let Some(event) = crate::wechat_callback::parse_publish_event(&appid, &xml) {
+        match state
+            .ledger
+            .store
+            .record_wechat_publish_event(&event, chrono::Utc::now())
+            .await
+        {
+            Ok(new) => {
+                tracing::info!(channel, publish_id = %event.publish_id, status = event.publish_status, new, "PUBLISHJOBFINISH received");
+                if new {
+                    state.ledger.wake.notify_one();
+                }
+            }
+            Err(e) => {
+                // No answer: WeChat sends it again, and the poller is the fallback.
+                tracing::error!(channel, error.message = %e, error.cause_chain = ?e, "recording PUBLISHJOBFINISH failed");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        }
+    }
+    "success".into_response()
 }
 
 /// Errors as the client sees them: a status, a code and a message in Chinese.

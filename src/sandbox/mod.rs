@@ -9,10 +9,13 @@
 //! * [`gov_site`] — the government website content platform (§4.4 generic JSON push), at `/gov_site`.
 //! * [`led`] — an Onbon BX-5K/6K LED controller on its own TCP port (§5.1), controlled
 //!   under `/_sandbox/led/`.
+//! * [`wechat`] — the WeChat official-account API (token, material, draft, freepublish), at
+//!   `/wechat_api`; gongkai's `api_base` is `http://<addr>/wechat_api`.
 
 pub mod faults;
 pub mod gov_site;
 pub mod led;
+pub mod wechat;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -27,6 +30,8 @@ use tokio::task::JoinHandle;
 
 /// Path prefix the website platform emulator is mounted at.
 pub const GOV_SITE_PREFIX: &str = "/gov_site";
+/// Path prefix the WeChat API emulator is mounted at.
+pub const WECHAT_PREFIX: &str = "/wechat_api";
 
 /// What the sandbox emulates and with which credentials.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -34,6 +39,12 @@ pub struct SandboxConfig {
     /// Apps (app key + shared secret) the website platform accepts.
     #[serde(default)]
     pub gov_site_apps: Vec<GovSiteApp>,
+    /// Official accounts the WeChat API emulator knows.
+    #[serde(default)]
+    pub wechat_apps: Vec<wechat::WechatApp>,
+    /// How long an emulated publish job runs before it finishes (default 50 ms).
+    #[serde(default)]
+    pub wechat_publish_delay_ms: Option<u64>,
 }
 
 /// One app registered on the emulated website platform.
@@ -52,6 +63,7 @@ pub struct SandboxState {
 struct Shared {
     gov_site: gov_site::GovSiteState,
     led: led::LedEmulator,
+    wechat: wechat::WechatState,
     faults: faults::Faults,
     /// Address the server listens on, once known; used for URLs when a request has no Host.
     addr: Arc<OnceLock<SocketAddr>>,
@@ -64,6 +76,11 @@ impl SandboxState {
             inner: Arc::new(Shared {
                 gov_site: gov_site::GovSiteState::new(&config.gov_site_apps, addr.clone()),
                 led: led::LedEmulator::default(),
+                wechat: wechat::WechatState::new(
+                    &config.wechat_apps,
+                    Duration::from_millis(config.wechat_publish_delay_ms.unwrap_or(50)),
+                    addr.clone(),
+                ),
                 faults: faults::Faults::default(),
                 addr,
             }),
@@ -78,6 +95,11 @@ impl SandboxState {
     /// The LED controller emulator's state.
     pub fn led(&self) -> &led::LedEmulator {
         &self.inner.led
+    }
+
+    /// The WeChat API emulator's state.
+    pub fn wechat(&self) -> &wechat::WechatState {
+        &self.inner.wechat
     }
 
     /// The fault-injection table.
@@ -95,6 +117,7 @@ impl SandboxState {
         serde_json::json!({
             "gov_site": self.inner.gov_site.snapshot(),
             "led": self.inner.led.snapshot(),
+            "wechat": self.inner.wechat.snapshot(),
             "faults_injected": self.inner.faults.injected(),
         })
     }
@@ -109,6 +132,8 @@ pub fn router(state: SandboxState) -> Router {
             "/_sandbox/faults",
             get(faults::list).post(faults::add).delete(faults::clear),
         )
+        .route("/_sandbox/wechat/expire_tokens", post(wechat_expire_tokens))
+        .route("/_sandbox/wechat/callback", post(wechat_set_callback))
         .with_state(state.clone());
     let led_control = Router::new()
         .route(
@@ -122,6 +147,7 @@ pub fn router(state: SandboxState) -> Router {
             GOV_SITE_PREFIX,
             gov_site::router(state.inner.gov_site.clone()),
         )
+        .nest(WECHAT_PREFIX, wechat::router(state.inner.wechat.clone()))
         .merge(control)
         .merge(led_control)
         .layer(axum::middleware::from_fn_with_state(
@@ -132,6 +158,35 @@ pub fn router(state: SandboxState) -> Router {
 
 async fn get_state(State(state): State<SandboxState>) -> Json<serde_json::Value> {
     Json(state.snapshot())
+}
+
+/// `POST /_sandbox/wechat/expire_tokens`: every WeChat token expires now.
+async fn wechat_expire_tokens(State(state): State<SandboxState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "expired": state.wechat().expire_tokens() }))
+}
+
+#[derive(Deserialize)]
+struct CallbackBody {
+    appid: String,
+    url: Option<String>,
+}
+
+/// `POST /_sandbox/wechat/callback {"appid","url"}`: where the account's events are pushed.
+async fn wechat_set_callback(
+    State(state): State<SandboxState>,
+    Json(b): Json<CallbackBody>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    if state.wechat().set_callback(&b.appid, b.url) {
+        (
+            axum::http::StatusCode::OK,
+            Json(serde_json::json!({"ok": true})),
+        )
+    } else {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "unknown_appid", "message": "沙箱中没有这个公众号"})),
+        )
+    }
 }
 
 /// A sandbox running on a tokio task.
@@ -153,6 +208,11 @@ impl SandboxHandle {
     /// The base URL gongkai's website channel is configured with: `http://<addr>/gov_site`.
     pub fn gov_site_base_url(&self) -> String {
         format!("http://{}{}", self.addr, GOV_SITE_PREFIX)
+    }
+
+    /// The `api_base` gongkai's WeChat channel is configured with: `http://<addr>/wechat_api`.
+    pub fn wechat_api_base(&self) -> String {
+        format!("http://{}{}", self.addr, WECHAT_PREFIX)
     }
 
     /// The live state (the same one the server uses).

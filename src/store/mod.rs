@@ -133,6 +133,9 @@ pub struct DeliveryRow {
     pub updated_at: DateTime<Utc>,
     /// When the channel first accepted it.
     pub delivered_at: Option<DateTime<Utc>>,
+    /// What earlier attempts did (owned by the channel, e.g. WeChat's draft media_id and
+    /// publish_id), saved under the claim before each next remote step.
+    pub progress: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,6 +200,13 @@ pub enum NextState {
     },
     Dead {
         error: String,
+    },
+    /// The channel accepted the item and its outcome comes later: check again at `at`.
+    /// Status `retrying`, but the wait does not use up the retry budget (`attempts_base`
+    /// moves along with `attempts`).
+    Awaiting {
+        at: DateTime<Utc>,
+        note: String,
     },
 }
 
@@ -337,6 +347,102 @@ pub trait Store: Send + Sync + 'static {
 
     /// The earliest time a due delivery becomes due (for the worker's sleep), if any.
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Saves what this attempt has done so far (the channel's own JSON), before the next
+    /// remote step. Only under the current claim (`Conflict` otherwise: another instance
+    /// took the delivery over and owns its progress).
+    async fn save_progress(
+        &self,
+        delivery_id: i64,
+        claim_token: &str,
+        progress: &serde_json::Value,
+    ) -> StoreResult<()>;
+
+    // ---- WeChat official-account state, shared by every instance on this database ----
+
+    /// The stored access_token of an account, if any.
+    async fn wechat_token(&self, appid: &str) -> StoreResult<Option<WechatToken>>;
+
+    /// Takes the single-flight refresh lock of an account's token for `lease`; false when
+    /// another holder's lease is still running.
+    async fn lock_wechat_token_refresh(
+        &self,
+        appid: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool>;
+
+    /// Stores a fresh token (counts a grant) and releases the lock `holder` held.
+    async fn put_wechat_token(
+        &self,
+        appid: &str,
+        holder: &str,
+        access_token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Releases the refresh lock without a new token (the refresh failed).
+    async fn unlock_wechat_token_refresh(&self, appid: &str, holder: &str) -> StoreResult<()>;
+
+    /// An uploaded image/material by content hash.
+    async fn wechat_media(
+        &self,
+        appid: &str,
+        kind: &str,
+        content_sha256: &str,
+    ) -> StoreResult<Option<WechatMedia>>;
+
+    async fn put_wechat_media(&self, media: &WechatMedia, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Records a PUBLISHJOBFINISH event once per (appid, publish_id); true when it is new.
+    /// Deliveries waiting for that publish_id become due at `now`.
+    async fn record_wechat_publish_event(
+        &self,
+        event: &WechatPublishEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    async fn wechat_publish_event(
+        &self,
+        appid: &str,
+        publish_id: &str,
+    ) -> StoreResult<Option<WechatPublishEvent>>;
+}
+
+/// An account's access_token as stored.
+#[derive(Debug, Clone)]
+pub struct WechatToken {
+    pub access_token: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub refreshing_by: Option<String>,
+    pub refreshing_until: Option<DateTime<Utc>>,
+    pub grants: i64,
+}
+
+/// An uploaded cover (`kind` = "image") or body image (`kind` = "uploadimg").
+#[derive(Debug, Clone, PartialEq)]
+pub struct WechatMedia {
+    pub appid: String,
+    pub kind: String,
+    pub content_sha256: String,
+    pub media_id: Option<String>,
+    pub url: Option<String>,
+}
+
+/// The outcome of a `freepublish/submit` job, from the PUBLISHJOBFINISH push.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct WechatPublishEvent {
+    pub appid: String,
+    pub publish_id: String,
+    pub publish_status: i64,
+    pub article_id: Option<String>,
+    pub article_url: Option<String>,
+    pub fail_idx: Vec<i64>,
+    /// How often WeChat sent it (filled in when read back).
+    #[serde(default)]
+    pub times_received: i64,
 }
 
 /// Opens the store named by `database_url` and runs its migrations.

@@ -40,7 +40,7 @@ macro_rules! delivery_cols {
     () => {
         "id, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
          next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
-         last_error, payload, payload_sha256, created_at, updated_at, delivered_at"
+         last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress"
     };
 }
 
@@ -853,6 +853,256 @@ impl Store for SqliteStore {
             .map_err(|e| other(e, "finding the next due time"))?;
         next.map(|v| from_ms(v, "next_attempt_at")).transpose()
     }
+
+    async fn save_progress(
+        &self,
+        delivery_id: i64,
+        claim_token: &str,
+        progress: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET progress = $3
+             WHERE id = $1 AND claim_token = $2 AND status = 'in_flight'",
+        )
+        .bind(delivery_id)
+        .bind(claim_token)
+        .bind(progress.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(|e| other(e, "saving the delivery's progress"))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        self.get_delivery(delivery_id).await?;
+        Err(StoreError::Conflict(format!(
+            "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管），进度未保存"
+        )))
+    }
+
+    // ---- WeChat official-account state ----
+
+    async fn wechat_token(&self, appid: &str) -> StoreResult<Option<WechatToken>> {
+        // The writer: a token just stored by this process must be seen at once.
+        let row = sqlx::query(
+            "SELECT access_token, expires_at, refreshing_by, refreshing_until, grants
+             FROM wechat_tokens WHERE appid = $1",
+        )
+        .bind(appid)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| other(e, "reading the WeChat token"))?;
+        row.map(|r| {
+            Ok(WechatToken {
+                access_token: col(&r, "access_token")?,
+                expires_at: opt_ts(&r, "expires_at")?,
+                refreshing_by: col(&r, "refreshing_by")?,
+                refreshing_until: opt_ts(&r, "refreshing_until")?,
+                grants: col(&r, "grants")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn lock_wechat_token_refresh(
+        &self,
+        appid: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        let now_ms = ms(now);
+        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let done = sqlx::query(
+            "INSERT INTO wechat_tokens (appid, refreshing_by, refreshing_until, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (appid) DO UPDATE SET refreshing_by = $2, refreshing_until = $3,
+                 updated_at = $4
+             WHERE wechat_tokens.refreshing_until IS NULL
+                OR wechat_tokens.refreshing_until <= $4
+                OR wechat_tokens.refreshing_by = $2",
+        )
+        .bind(appid)
+        .bind(holder)
+        .bind(until)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| other(e, "locking the WeChat token refresh"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_wechat_token(
+        &self,
+        appid: &str,
+        holder: &str,
+        access_token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO wechat_tokens (appid, access_token, expires_at, grants, updated_at)
+             VALUES ($1, $2, $3, 1, $4)
+             ON CONFLICT (appid) DO UPDATE SET access_token = $2, expires_at = $3,
+                 grants = wechat_tokens.grants + 1, updated_at = $4,
+                 refreshing_by = CASE WHEN wechat_tokens.refreshing_by = $5 THEN NULL
+                                 ELSE wechat_tokens.refreshing_by END,
+                 refreshing_until = CASE WHEN wechat_tokens.refreshing_by = $5 THEN NULL
+                                    ELSE wechat_tokens.refreshing_until END",
+        )
+        .bind(appid)
+        .bind(access_token)
+        .bind(ms(expires_at))
+        .bind(ms(now))
+        .bind(holder)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| other(e, "storing the WeChat token"))?;
+        Ok(())
+    }
+
+    async fn unlock_wechat_token_refresh(&self, appid: &str, holder: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE wechat_tokens SET refreshing_by = NULL, refreshing_until = NULL
+             WHERE appid = $1 AND refreshing_by = $2",
+        )
+        .bind(appid)
+        .bind(holder)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| other(e, "unlocking the WeChat token refresh"))?;
+        Ok(())
+    }
+
+    async fn wechat_media(
+        &self,
+        appid: &str,
+        kind: &str,
+        content_sha256: &str,
+    ) -> StoreResult<Option<WechatMedia>> {
+        let row = sqlx::query(
+            "SELECT media_id, url FROM wechat_media
+             WHERE appid = $1 AND kind = $2 AND content_sha256 = $3",
+        )
+        .bind(appid)
+        .bind(kind)
+        .bind(content_sha256)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| other(e, "reading WeChat media"))?;
+        row.map(|r| {
+            Ok(WechatMedia {
+                appid: appid.to_string(),
+                kind: kind.to_string(),
+                content_sha256: content_sha256.to_string(),
+                media_id: col(&r, "media_id")?,
+                url: col(&r, "url")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_wechat_media(&self, media: &WechatMedia, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO wechat_media (appid, kind, content_sha256, media_id, url, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (appid, kind, content_sha256) DO UPDATE SET media_id = $4, url = $5",
+        )
+        .bind(&media.appid)
+        .bind(&media.kind)
+        .bind(&media.content_sha256)
+        .bind(&media.media_id)
+        .bind(&media.url)
+        .bind(ms(now))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| other(e, "storing WeChat media"))?;
+        Ok(())
+    }
+
+    async fn record_wechat_publish_event(
+        &self,
+        event: &WechatPublishEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let now_ms = ms(now);
+        let mut tx = self.begin_write().await?;
+        let fail_idx = serde_json::to_string(&event.fail_idx).map_err(|e| other(e, "fail_idx"))?;
+        let inserted = sqlx::query(
+            "INSERT INTO wechat_publish_events (appid, publish_id, publish_status, article_id,
+                 article_url, fail_idx, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (appid, publish_id) DO NOTHING",
+        )
+        .bind(&event.appid)
+        .bind(&event.publish_id)
+        .bind(event.publish_status)
+        .bind(&event.article_id)
+        .bind(&event.article_url)
+        .bind(fail_idx)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "recording the PUBLISHJOBFINISH event"))?
+        .rows_affected()
+            == 1;
+        if inserted {
+            // The delivery that waits for this publish job is due now.
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $2
+                 WHERE status = 'retrying' AND kind = 'wechat'
+                   AND json_extract(progress, '$.publish_id') = $1
+                   AND next_attempt_at > $2",
+            )
+            .bind(&event.publish_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "waking the delivery of a publish job"))?;
+        } else {
+            sqlx::query(
+                "UPDATE wechat_publish_events SET times_received = times_received + 1
+                 WHERE appid = $1 AND publish_id = $2",
+            )
+            .bind(&event.appid)
+            .bind(&event.publish_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "counting a repeated PUBLISHJOBFINISH event"))?;
+        }
+        commit(tx).await?;
+        Ok(inserted)
+    }
+
+    async fn wechat_publish_event(
+        &self,
+        appid: &str,
+        publish_id: &str,
+    ) -> StoreResult<Option<WechatPublishEvent>> {
+        let row = sqlx::query(
+            "SELECT publish_status, article_id, article_url, fail_idx, times_received
+             FROM wechat_publish_events WHERE appid = $1 AND publish_id = $2",
+        )
+        .bind(appid)
+        .bind(publish_id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| other(e, "reading a PUBLISHJOBFINISH event"))?;
+        row.map(|r| {
+            let fail_idx: Option<String> = col(&r, "fail_idx")?;
+            Ok(WechatPublishEvent {
+                appid: appid.to_string(),
+                publish_id: publish_id.to_string(),
+                publish_status: col(&r, "publish_status")?,
+                article_id: col(&r, "article_id")?,
+                article_url: col(&r, "article_url")?,
+                fail_idx: fail_idx
+                    .and_then(|f| serde_json::from_str(&f).ok())
+                    .unwrap_or_default(),
+                times_received: col(&r, "times_received")?,
+            })
+        })
+        .transpose()
+    }
 }
 
 /// `complete_attempt`, inside a group's transaction.
@@ -886,7 +1136,10 @@ async fn complete_in(
         }
         NextState::Retry { at, error } => Some((DeliveryStatus::Retrying, Some(ms(*at)), error)),
         NextState::Dead { error } => Some((DeliveryStatus::Dead, None, error)),
+        NextState::Awaiting { at, note } => Some((DeliveryStatus::Retrying, Some(ms(*at)), note)),
     };
+    // Waiting for an asynchronous outcome does not use up the retry budget.
+    let awaiting = matches!(completion.next, NextState::Awaiting { .. });
     if let Some((status, next_at, error)) = failed {
         // A publish that a newer delivery of the same disclosure and channel replaced
         // (a higher revision, or the withdrawal) must not be tried again.
@@ -914,7 +1167,9 @@ async fn complete_in(
             };
             sqlx::query(concat!(
                 "UPDATE deliveries SET status = $2, next_attempt_at = $3,
-                         last_error = $4, updated_at = $5, ",
+                         last_error = $4, updated_at = $5,
+                 attempts_base = CASE WHEN $6 AND $2 = 'retrying'
+                     THEN attempts_base + 1 ELSE attempts_base END, ",
                 clear_claim!(),
                 " WHERE id = $1"
             ))
@@ -923,6 +1178,7 @@ async fn complete_in(
             .bind(next_at)
             .bind(error)
             .bind(finished_ms)
+            .bind(awaiting)
             .execute(&mut **tx)
             .await
             .map_err(|e| other(e, "moving the delivery to its next state"))?;
@@ -1121,6 +1377,9 @@ fn delivery_from_row(row: &SqliteRow) -> StoreResult<DeliveryRow> {
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
         delivered_at: opt_ts(row, "delivered_at")?,
+        progress: col::<Option<String>>(row, "progress")?
+            .map(|p| serde_json::from_str(&p).map_err(|e| other(e, "column progress: not JSON")))
+            .transpose()?,
     })
 }
 

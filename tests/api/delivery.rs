@@ -166,7 +166,8 @@ impl gongkai::channel::Channel for PanickingChannel {
     async fn deliver(
         &self,
         _request: &gongkai::channel::DeliveryRequest,
-    ) -> Result<gongkai::channel::Receipt, gongkai::channel::DeliveryError> {
+        _progress: &mut dyn gongkai::channel::Progress,
+    ) -> Result<gongkai::channel::Sent, gongkai::channel::DeliveryError> {
         panic!("a bug in a channel");
     }
 }

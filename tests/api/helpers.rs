@@ -42,6 +42,7 @@ pub async fn spawn_sandbox() -> SandboxHandle {
                 app_key: "zpmzj".into(),
                 secret: SECRET.into(),
             }],
+            ..Default::default()
         },
     )
     .await
@@ -115,6 +116,31 @@ async fn spawn(with_led: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         screens,
         sandbox,
         stop,
+    }
+}
+
+impl TestApp {
+    /// A `TestApp` around an application built elsewhere (e.g. with extra channel files).
+    pub fn from_parts(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        api: String,
+        ledger: Arc<Ledger>,
+        worker: Arc<Worker>,
+        sandbox: SandboxHandle,
+        stop: watch::Sender<bool>,
+    ) -> TestApp {
+        TestApp {
+            dir,
+            config_path,
+            api,
+            client: reqwest::Client::new(),
+            ledger,
+            worker,
+            screens: gongkai::led::Screens::new(),
+            sandbox,
+            stop,
+        }
     }
 }
 

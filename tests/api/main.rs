@@ -10,3 +10,4 @@ mod ingest;
 mod led;
 mod retry;
 mod revision;
+mod wechat;

@@ -1,0 +1,431 @@
+//! The WeChat channel end to end against the emulated official account on loopback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use gongkai::app::Application;
+use gongkai::config::Settings;
+use gongkai::delivery::worker::Worker;
+use gongkai::domain::{AttemptOutcome, DeliveryStatus};
+use gongkai::sandbox::{self, SandboxHandle};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::helpers::*;
+
+const APPID: &str = "wx00000000sandbox";
+const APP_SECRET: &str = "wechat-app-secret";
+const CB_TOKEN: &str = "cbtoken123";
+
+struct WxApp {
+    app: TestApp,
+}
+
+impl std::ops::Deref for WxApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+async fn wechat_sandbox() -> SandboxHandle {
+    sandbox::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        sandbox::SandboxConfig {
+            gov_site_apps: vec![sandbox::GovSiteApp {
+                app_key: "zpmzj".into(),
+                secret: SECRET.into(),
+            }],
+            wechat_apps: vec![sandbox::wechat::WechatApp {
+                appid: APPID.into(),
+                secret: APP_SECRET.into(),
+                callback_token: CB_TOKEN.into(),
+                callback_url: None,
+            }],
+            wechat_publish_delay_ms: Some(10),
+        },
+    )
+    .await
+}
+
+fn write_channel(dir: &std::path::Path, sandbox: &SandboxHandle, extra: &str) {
+    std::fs::write(dir.join("secrets/wechat.key"), APP_SECRET).unwrap();
+    std::fs::write(dir.join("secrets/wechat_cb.key"), CB_TOKEN).unwrap();
+    std::fs::write(
+        dir.join("channels/wechat.toml"),
+        format!(
+            "kind = \"wechat\"\nappid = \"{APPID}\"\nsecret_file = \"../secrets/wechat.key\"\ncallback_token_file = \"../secrets/wechat_cb.key\"\napi_base = \"{}\"\ncheck_every = \"1s\"\n{extra}",
+            sandbox.wechat_api_base()
+        ),
+    )
+    .unwrap();
+}
+
+async fn build(dir: &std::path::Path, config: &std::path::Path, instance: &str) -> Application {
+    let _ = dir;
+    let mut settings = Settings::load(config).unwrap();
+    settings.worker.enabled = false;
+    settings.retry.schedule = vec![Duration::from_millis(10), Duration::from_millis(20)];
+    settings.retry.max_attempts = 4;
+    settings.worker.instance_id = Some(instance.into());
+    Application::build(settings).await.unwrap()
+}
+
+/// An app with a `wechat` channel on the emulated account; `callback` = the emulator pushes
+/// PUBLISHJOBFINISH to the app.
+async fn spawn_wechat_app(callback: bool, extra: &str) -> WxApp {
+    let sandbox = wechat_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = lay_out(dir.path(), &sandbox);
+    write_channel(dir.path(), &sandbox, extra);
+    let app = build(dir.path(), &config_path, "test-worker").await;
+    let api = format!("http://{}", app.addr());
+    if callback {
+        sandbox
+            .state()
+            .wechat()
+            .set_callback(APPID, Some(format!("{api}/wechat/wechat/callback")));
+    }
+    let ledger = app.ledger();
+    let worker = app.worker();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(app.run_until_stopped(rx));
+    WxApp {
+        app: TestApp::from_parts(dir, config_path, api, ledger, worker, sandbox, stop),
+    }
+}
+
+fn wx_disclosure(id: &str, revision: i64) -> Value {
+    let mut d = disclosure(id, revision);
+    d["channels"] = json!(["wechat"]);
+    d
+}
+
+impl WxApp {
+    async fn publish(&self, d: &Value) -> i64 {
+        let r = self.post_disclosure(d).await;
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let rows = self
+            .deliveries_of(d["disclosure_id"].as_str().unwrap())
+            .await;
+        rows.iter()
+            .filter(|r| r.revision == d["revision"].as_i64().unwrap())
+            .map(|r| r.id)
+            .next_back()
+            .unwrap()
+    }
+
+    /// Runs the worker until the deliveries are final (publishing is asynchronous).
+    async fn settle(&self) {
+        for _ in 0..50 {
+            self.run_worker_until_idle().await;
+            if self.deliveries().await.iter().all(|d| d.status.is_final()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("deliveries never settled: {:?}", self.deliveries().await);
+    }
+
+    async fn wx(&self) -> Value {
+        self.sandbox_state().await["wechat"].clone()
+    }
+
+    async fn errcode(&self, path: &str, code: i64, count: u32) {
+        self.fault(
+            serde_json::to_value(sandbox::wechat::errcode_fault(
+                &format!("/wechat_api/cgi-bin/{path}"),
+                code,
+                count,
+            ))
+            .unwrap(),
+        )
+        .await;
+    }
+}
+
+async fn assert_one_article(app: &WxApp, id: i64) -> Value {
+    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(d.status, DeliveryStatus::Delivered, "{:?}", d.last_error);
+    let wx = app.wx().await;
+    assert_eq!(wx["live_articles"], 1, "{wx:#}");
+    assert_eq!(wx["duplicates"], 0);
+    assert_eq!(
+        d.remote_id.as_deref(),
+        wx["articles"][0]["article_id"].as_str()
+    );
+    assert!(d.url.as_deref().unwrap().contains("/wechat_api/s/"));
+    wx
+}
+
+#[tokio::test]
+async fn a_disclosure_is_published_to_the_official_account() {
+    let app = spawn_wechat_app(true, "").await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wx1", 1)).await;
+    app.settle().await;
+    let wx = assert_one_article(&app, id).await;
+    assert_eq!(wx["grants"], 1);
+    assert_eq!(wx["callbacks_sent"], 1);
+    assert_eq!(wx["calls"]["/cgi-bin/freepublish/submit"], 1);
+    let outcomes: Vec<_> = app.attempts(id).await.iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes.first(), Some(&AttemptOutcome::Pending));
+    assert_eq!(outcomes.last(), Some(&AttemptOutcome::Delivered));
+}
+
+#[tokio::test]
+async fn an_expired_token_mid_publish_is_refreshed_once_without_a_duplicate() {
+    let app = spawn_wechat_app(false, "").await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wx2", 1)).await;
+    // Cover, draft and submit go through with the first token; then every token expires.
+    app.worker.run_once(Utc::now()).await.unwrap();
+    app.sandbox.state().wechat().expire_tokens();
+    app.settle().await;
+    let wx = assert_one_article(&app, id).await;
+    assert_eq!(wx["grants"], 2, "one grant at first, one refresh");
+    assert_eq!(wx["calls"]["/cgi-bin/freepublish/submit"], 1);
+}
+
+#[tokio::test]
+async fn system_busy_twice_then_success_is_delivered_once() {
+    let app = spawn_wechat_app(true, "").await;
+    app.errcode("draft/add", -1, 2).await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wx3", 1)).await;
+    app.settle().await;
+    assert_one_article(&app, id).await;
+    let outcomes: Vec<_> = app.attempts(id).await.iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        &outcomes[..2],
+        [AttemptOutcome::Transient, AttemptOutcome::Transient]
+    );
+}
+
+#[tokio::test]
+async fn a_daily_quota_error_waits_for_the_window_then_delivers() {
+    let app = spawn_wechat_app(true, "").await;
+    app.errcode("freepublish/submit", 45009, 1).await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wx4", 1)).await;
+    app.worker.run_once(Utc::now()).await.unwrap();
+    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(d.status, DeliveryStatus::Retrying);
+    assert!(d.next_attempt_at.unwrap() > Utc::now() + chrono::Duration::minutes(1));
+    assert!(d.last_error.unwrap().contains("45009"));
+    app.settle().await;
+    assert_one_article(&app, id).await;
+}
+
+#[tokio::test]
+async fn an_ip_not_on_the_whitelist_is_dead_with_the_whitelist_message() {
+    let app = spawn_wechat_app(true, "").await;
+    app.errcode("material/add_material", 40164, 1).await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wx5", 1)).await;
+    app.settle().await;
+    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(d.status, DeliveryStatus::Dead);
+    assert!(
+        d.last_error.as_deref().unwrap().contains("IP 白名单"),
+        "{:?}",
+        d.last_error
+    );
+    assert_eq!(app.attempts(id).await.len(), 1, "never retried");
+}
+
+#[tokio::test]
+async fn a_crash_between_draft_and_submit_publishes_exactly_once() {
+    for after_processing in [false, true] {
+        let app = spawn_wechat_app(false, "").await;
+        // The submit hangs (and is or is not carried out); the attempt is killed meanwhile.
+        app.fault(json!({
+            "path": "/wechat_api/cgi-bin/freepublish/submit", "count": 1,
+            "status": 504, "delay_ms": 1500, "after_processing": after_processing
+        }))
+        .await;
+        let id = app.publish(&wx_disclosure("zpmzj-2017-wx6", 1)).await;
+        let short = Worker::new(
+            app.ledger.store.clone(),
+            gongkai::channel::Registry::build_with_store(
+                &app.ledger.settings.channels,
+                app.ledger.store.clone(),
+            )
+            .unwrap(),
+            Arc::new(
+                gongkai::render::Renderer::load(&app.ledger.settings.templates_path()).unwrap(),
+            ),
+            app.ledger.settings.clone(),
+            app.ledger.wake.clone(),
+        );
+        let short = Arc::new(short);
+        let killed =
+            tokio::time::timeout(Duration::from_millis(500), short.run_once(Utc::now())).await;
+        assert!(killed.is_err(), "the attempt was cut short");
+        let d = app.ledger.store.get_delivery(id).await.unwrap();
+        assert!(d.progress.as_ref().unwrap()["draft_media_id"].is_string());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The lease runs out; on "restart" the delivery resumes from its saved progress.
+        for _ in 0..50 {
+            app.worker
+                .run_once(Utc::now() + chrono::Duration::days(1))
+                .await
+                .unwrap();
+            if app
+                .ledger
+                .store
+                .get_delivery(id)
+                .await
+                .unwrap()
+                .status
+                .is_final()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let wx = assert_one_article(&app, id).await;
+        assert_eq!(wx["calls"]["/cgi-bin/draft/add"], 1, "one draft");
+        // The handler counts submits that reached the account: exactly one, whether the
+        // cut-short submit had gone through (found by reconciling) or not (submitted again).
+        assert_eq!(wx["calls"]["/cgi-bin/freepublish/submit"], 1);
+    }
+}
+
+#[tokio::test]
+async fn a_publish_event_delivered_twice_is_recorded_once() {
+    let app = spawn_wechat_app(false, "").await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wx7", 1)).await;
+    app.worker.run_once(Utc::now()).await.unwrap();
+    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let publish_id = d.progress.unwrap()["publish_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let xml = format!("<xml><Event><![CDATA[PUBLISHJOBFINISH]]></Event><PublishEventInfo><publish_id>{publish_id}</publish_id><publish_status>0</publish_status><article_id><![CDATA[ART_EVENT]]></article_id><article_detail><count>1</count><item><idx>1</idx><article_url><![CDATA[http://mp.example/s/ART_EVENT]]></article_url></item></article_detail></PublishEventInfo></xml>");
+    let url = format!("{}/wechat/wechat/callback", app.api);
+    for _ in 0..2 {
+        assert!(
+            sandbox::wechat::push_event(app.sandbox.state().wechat(), &url, CB_TOKEN, xml.clone())
+                .await
+        );
+    }
+    // A wrong signature is refused.
+    assert!(
+        !sandbox::wechat::push_event(app.sandbox.state().wechat(), &url, "wrong", xml.clone())
+            .await
+    );
+    let e = app
+        .ledger
+        .store
+        .wechat_publish_event(APPID, &publish_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.times_received, 2);
+    app.run_worker_until_idle().await;
+    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    assert_eq!(
+        d.remote_id.as_deref(),
+        Some("ART_EVENT"),
+        "the event's outcome was used"
+    );
+}
+
+#[tokio::test]
+async fn without_the_event_the_poller_completes_the_delivery() {
+    let app = spawn_wechat_app(false, "").await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wx8", 1)).await;
+    app.settle().await;
+    let wx = assert_one_article(&app, id).await;
+    assert_eq!(wx["callbacks_sent"], 0);
+    assert!(wx["calls"]["/cgi-bin/freepublish/get"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn a_title_too_long_without_a_short_title_is_refused() {
+    let app = spawn_wechat_app(true, "").await;
+    let mut d = wx_disclosure("zpmzj-2017-wx9", 1);
+    d["title"] = json!(
+        "关于漳平市民政局2017年第一季度城乡最低生活保障资金发放情况及特困人员救助供养情况的公示"
+    );
+    d.as_object_mut().unwrap().remove("short_title");
+    let id = app.publish(&d).await;
+    app.settle().await;
+    let row = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(row.status, DeliveryStatus::Dead);
+    assert!(row.last_error.as_deref().unwrap().contains("short_title"));
+    let wx = app.wx().await;
+    assert_eq!(
+        wx["calls"]["/cgi-bin/draft/add"],
+        Value::Null,
+        "nothing was sent"
+    );
+}
+
+#[tokio::test]
+async fn withdrawal_deletes_the_article_and_a_new_revision_replaces_it() {
+    let app = spawn_wechat_app(true, "").await;
+    let first = app.publish(&wx_disclosure("zpmzj-2017-wxa", 1)).await;
+    app.settle().await;
+    let old = app
+        .ledger
+        .store
+        .get_delivery(first)
+        .await
+        .unwrap()
+        .remote_id
+        .unwrap();
+    let second = app.publish(&wx_disclosure("zpmzj-2017-wxa", 2)).await;
+    app.settle().await;
+    let d2 = app.ledger.store.get_delivery(second).await.unwrap();
+    assert_eq!(d2.status, DeliveryStatus::Delivered);
+    let wx = app.wx().await;
+    assert_eq!(
+        wx["live_articles"], 1,
+        "the old article was deleted: {wx:#}"
+    );
+    let old_row = wx["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["article_id"] == old.as_str())
+        .unwrap();
+    assert_eq!(old_row["deleted"], true);
+
+    let r = app
+        .api_post(
+            "/disclosures/zpmzj-2017-wxa/withdraw",
+            json!({"reason": "信息有误"}),
+            "tester",
+        )
+        .await;
+    assert!(r.status().is_success());
+    app.settle().await;
+    assert_eq!(app.wx().await["live_articles"], 0);
+    let rows = app.deliveries_of("zpmzj-2017-wxa").await;
+    assert!(rows
+        .iter()
+        .any(|r| r.action == gongkai::domain::Action::Withdraw
+            && r.status == DeliveryStatus::Delivered));
+}
+
+#[tokio::test]
+async fn two_workers_on_one_database_use_one_token() {
+    let app = spawn_wechat_app(true, "").await;
+    let other = build(app.dir.path(), &app.config_path, "second-worker").await;
+    let second = other.worker();
+    for i in 0..6 {
+        let mut d = disclosure_with_body(
+            &format!("zpmzj-2017-wxb{i}"),
+            1,
+            &format!("<p>第{i}条公示</p>"),
+        );
+        d["channels"] = json!(["wechat"]);
+        app.publish(&d).await;
+    }
+    let (a, b) = tokio::join!(app.worker.run_once(Utc::now()), second.run_once(Utc::now()));
+    assert!(a.unwrap().claimed + b.unwrap().claimed >= 6);
+    app.settle().await;
+    let wx = app.wx().await;
+    assert_eq!(wx["grants"], 1, "{wx:#}");
+    assert_eq!(wx["live_articles"], 6);
+    assert_eq!(wx["duplicates"], 0);
+}
