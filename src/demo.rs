@@ -50,9 +50,13 @@ pub fn lay_out(
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("channels"))?;
     std::fs::create_dir_all(dir.join("secrets"))?;
+    std::fs::create_dir_all(dir.join("data/holiday-cn"))?;
     TEMPLATES
         .extract(dir.join("templates"))
         .context("写出模板")?;
+    crate::calendar::EMBEDDED
+        .extract(dir.join("data/holiday-cn"))
+        .context("写出工作日日历数据")?;
     std::fs::write(dir.join("secrets/gov_site.key"), secret)?;
     std::fs::write(dir.join("secrets/api_token"), api_token)?;
     let config = EXAMPLE_CONFIG

@@ -81,7 +81,7 @@ impl FaultSpec {
             && self
                 .method
                 .as_deref()
-                .map_or(true, |m| m.eq_ignore_ascii_case(method.as_str()))
+                .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
     }
 }
 
