@@ -213,8 +213,13 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
             .unwrap_or(0)
     );
 
-    let published = ledger.store.list_published().await?;
-    let r = report::build(&ledger.settings, &published, DEMO_YEAR);
+    let groups = ledger.store.published_groups().await?;
+    let r = report::build(
+        &ledger.settings,
+        &groups,
+        &ledger.settings.calendar(),
+        DEMO_YEAR,
+    );
     println!("\n5. {DEMO_YEAR} 年主动公开统计：\n");
     println!("{}", report::to_markdown(&r));
 
