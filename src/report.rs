@@ -367,14 +367,16 @@ mod tests {
 
     #[test]
     fn on_time_and_late_follow_the_2026_spring_festival_calendar() {
-        let mut settings = Settings::default();
-        settings.categories = vec![crate::config::Category {
-            code: "shjz".into(),
-            name: "社会救助".into(),
-            channels: vec![],
-            deadline_working_days: 3,
-            display_min_working_days: None,
-        }];
+        let settings = Settings {
+            categories: vec![crate::config::Category {
+                code: "shjz".into(),
+                name: "社会救助".into(),
+                channels: vec![],
+                deadline_working_days: 3,
+                display_min_working_days: None,
+            }],
+            ..Settings::default()
+        };
         // Formed 02-12: 3 working days end on 02-24 (the holiday 02-15..23 does not count).
         let groups = [
             group("2026-02-12", "2026-02-24", 2),
