@@ -75,9 +75,13 @@ fn lay_out_inner(
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("channels"))?;
     std::fs::create_dir_all(dir.join("secrets"))?;
+    std::fs::create_dir_all(dir.join("data/holiday-cn"))?;
     TEMPLATES
         .extract(dir.join("templates"))
         .context("写出模板")?;
+    crate::calendar::EMBEDDED
+        .extract(dir.join("data/holiday-cn"))
+        .context("写出工作日日历数据")?;
     std::fs::write(dir.join("secrets/gov_site.key"), secret)?;
     std::fs::write(dir.join("secrets/api_token"), api_token)?;
     let config = EXAMPLE_CONFIG
@@ -269,8 +273,13 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
         println!("   屏上正在滚动：{head}……");
     }
 
-    let published = ledger.store.list_published().await?;
-    let r = report::build(&ledger.settings, &published, DEMO_YEAR);
+    let groups = ledger.store.published_groups().await?;
+    let r = report::build(
+        &ledger.settings,
+        &groups,
+        &ledger.settings.calendar(),
+        DEMO_YEAR,
+    );
     println!("\n5. {DEMO_YEAR} 年主动公开统计：\n");
     println!("{}", report::to_markdown(&r));
 

@@ -408,8 +408,15 @@ async fn year_report(
     State(state): State<AppState>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let rows = state.ledger.store.list_published().await?;
-    Ok(Json(report::build(&state.ledger.settings, &rows, q.year)).into_response())
+    let groups = state.ledger.store.published_groups().await?;
+    let calendar = state.ledger.settings.calendar();
+    Ok(Json(report::build(
+        &state.ledger.settings,
+        &groups,
+        &calendar,
+        q.year,
+    ))
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
