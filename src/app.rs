@@ -107,6 +107,7 @@ impl Application {
         if settings.worker.enabled && !self.state.screens.is_empty() {
             tokio::spawn(crate::led::run_refresh(
                 self.state.screens.clone(),
+                self.state.ledger.store.clone(),
                 stop_rx.clone(),
             ));
         }

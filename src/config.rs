@@ -286,6 +286,9 @@ impl SecretRef {
 #[derive(Debug, Clone, Default)]
 pub struct ChannelSettings {
     pub channels: BTreeMap<String, ChannelSpec>,
+    /// The working-day calendar folder (`[calendar] dir`, resolved): channels that keep an
+    /// item up for a 公示期 (LED) count it in Chinese working days.
+    pub calendar_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -604,6 +607,7 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("."));
         let mut problems = Vec::new();
         settings.channels = load_channels(&settings.resolve(&settings.channels_dir), &mut problems);
+        settings.channels.calendar_dir = settings.resolve(&settings.calendar.dir);
         problems.extend(settings.validate());
         if !problems.is_empty() {
             return Err(anyhow::Error::new(Problems(problems)));

@@ -232,6 +232,9 @@ pub async fn show_delivery(config: &Path, id: i64, json: bool) -> anyhow::Result
     if let Some(t) = d.delivered_at {
         println!("送达时间：{}", china(t));
     }
+    if let Some(t) = d.displayed_until {
+        println!("下屏时间：{}", china(t));
+    }
     println!("\n尝试记录：");
     if attempts.is_empty() {
         println!("  （尚无）");

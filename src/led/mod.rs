@@ -21,6 +21,7 @@ use chrono::{DateTime, FixedOffset, NaiveTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::calendar::Calendar;
 use crate::channel::{DeliveryError, DeliveryRequest, Receipt};
 use crate::config::{LedConfig, LedMode, Settings};
 use crate::domain::{Action, DeliveryStatus};
@@ -55,19 +56,50 @@ pub struct ControllerStatus {
 pub struct Screen {
     name: String,
     cfg: LedConfig,
+    /// Counts the 公示期 in Chinese working days.
+    calendar: Arc<Calendar>,
     feed: tokio::sync::Mutex<Feed>,
     controller: Mutex<ControllerStatus>,
+    /// Items that came down (expired, withdrawn, replaced by a newer revision) and are not
+    /// yet written to the ledger as `displayed_until`; the refresh loop drains it.
+    came_down: Mutex<Vec<CameDown>>,
+}
+
+/// One item that left the screen: the 公示 evidence the ledger keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameDown {
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub at: DateTime<Utc>,
 }
 
 impl Screen {
     /// No I/O: the feed starts empty until [`restore`] fills it.
-    pub fn new(name: &str, cfg: LedConfig) -> Screen {
+    pub fn new(name: &str, cfg: LedConfig, calendar: Arc<Calendar>) -> Screen {
         Screen {
             name: name.to_string(),
             cfg,
+            calendar,
             feed: tokio::sync::Mutex::new(Feed::default()),
             controller: Mutex::new(ControllerStatus::default()),
+            came_down: Mutex::new(Vec::new()),
         }
+    }
+
+    fn note_came_down(&self, item: &FeedItem, at: DateTime<Utc>) {
+        self.came_down
+            .lock()
+            .expect("came_down lock")
+            .push(CameDown {
+                disclosure_id: item.disclosure_id.clone(),
+                revision: item.revision,
+                at,
+            });
+    }
+
+    /// Takes the items that came down since the last call.
+    pub fn take_came_down(&self) -> Vec<CameDown> {
+        std::mem::take(&mut *self.came_down.lock().expect("came_down lock"))
     }
 
     pub fn name(&self) -> &str {
@@ -168,6 +200,8 @@ impl Screen {
         let who = format!("公开件 {} 第 {} 版", req.disclosure_id, req.revision);
         let mut feed = self.feed.lock().await;
         let mut next = feed.clone();
+        // What this change takes off the screen, written down once the outputs show it.
+        let mut leaving: Vec<FeedItem> = Vec::new();
         let detail = match req.action {
             Action::Publish => {
                 let text = self.prepare(&req.payload).map_err(|e| {
@@ -182,15 +216,19 @@ impl Screen {
                         now,
                         self.cfg.display_days,
                         req.display_min_working_days,
+                        &self.calendar,
                     ),
                 };
                 let until = item.displayed_until;
                 match next.upsert(item) {
-                    Ok(_) => format!(
-                        "已上屏 {}，显示至 {}",
-                        self.name,
-                        china(until).format("%Y-%m-%d %H:%M")
-                    ),
+                    Ok(replaced) => {
+                        leaving.extend(replaced);
+                        format!(
+                            "已上屏 {}，显示至 {}",
+                            self.name,
+                            china(until).format("%Y-%m-%d %H:%M")
+                        )
+                    }
                     Err(newer) => {
                         return Ok(Receipt {
                             remote_id: Some(self.remote_id(&req.disclosure_id)),
@@ -204,15 +242,18 @@ impl Screen {
                 }
             }
             Action::Withdraw => match next.remove(&req.disclosure_id) {
-                Some(_) => format!(
-                    "已从屏幕 {} 撤下，displayed_until = {}",
-                    self.name,
-                    china(now).format("%Y-%m-%d %H:%M:%S")
-                ),
+                Some(item) => {
+                    leaving.push(item);
+                    format!(
+                        "已从屏幕 {} 撤下，displayed_until = {}",
+                        self.name,
+                        china(now).format("%Y-%m-%d %H:%M:%S")
+                    )
+                }
                 None => format!("屏幕 {} 上已没有此条（已到期或从未上屏）", self.name),
             },
         };
-        next.expire(now);
+        let expired = next.expire(now);
         self.write_outputs(&next, now)
             .await
             .map_err(|e| DeliveryError {
@@ -220,6 +261,13 @@ impl Screen {
                 ..e
             })?;
         *feed = next;
+        for item in leaving {
+            self.note_came_down(&item, now);
+        }
+        for item in expired {
+            let at = item.displayed_until;
+            self.note_came_down(&item, at);
+        }
         Ok(Receipt {
             remote_id: Some(self.remote_id(&req.disclosure_id)),
             detail: Some(detail),
@@ -240,6 +288,7 @@ impl Screen {
         let expired = feed.expire(now);
         for i in &expired {
             tracing::info!(screen = %self.name, disclosure_id = %i.disclosure_id, displayed_until = %i.displayed_until, "LED 条目到期下屏");
+            self.note_came_down(i, i.displayed_until);
         }
         if let Err(e) = self.write_outputs(&feed, now).await {
             tracing::warn!(screen = %self.name, cause = %e.detail, "LED 屏刷新失败，下次刷新再试");
@@ -434,6 +483,10 @@ pub async fn restore(
             if d.withdrawn_at.is_some() {
                 continue;
             }
+            // It came down before the restart: nothing to put back.
+            if row.displayed_until.is_some() {
+                continue;
+            }
             let (Some(payload), Some(at)) = (&row.payload, row.delivered_at) else {
                 continue;
             };
@@ -449,6 +502,7 @@ pub async fn restore(
                     at,
                     screen.cfg.display_days,
                     min_display_working_days(settings, &d),
+                    &screen.calendar,
                 ),
             });
         }
@@ -459,22 +513,47 @@ pub async fn restore(
     Ok(())
 }
 
-/// Refreshes every screen every `refresh` until `shutdown` turns true.
-pub async fn run_refresh(screens: Screens, shutdown: watch::Receiver<bool>) {
+/// Refreshes every screen every `refresh` until `shutdown` turns true, and writes down in
+/// the ledger when items came down (`displayed_until`), also once more on the way out.
+pub async fn run_refresh(screens: Screens, store: Arc<dyn Store>, shutdown: watch::Receiver<bool>) {
     let mut tasks = tokio::task::JoinSet::new();
     for screen in screens.into_values() {
         let mut stop = shutdown.clone();
+        let store = store.clone();
         tasks.spawn(async move {
             loop {
                 screen.refresh(Utc::now()).await;
+                record_came_down(&screen, store.as_ref()).await;
                 tokio::select! {
                     _ = tokio::time::sleep(screen.cfg.refresh) => {}
                     _ = stop.wait_for(|s| *s) => break,
                 }
             }
+            record_came_down(&screen, store.as_ref()).await;
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Writes the screen's came-down items to the ledger; what fails stays queued for next time.
+pub async fn record_came_down(screen: &Screen, store: &dyn Store) {
+    let mut failed = Vec::new();
+    for c in screen.take_came_down() {
+        if let Err(e) = store
+            .record_displayed_until(&screen.name, &c.disclosure_id, c.revision, c.at)
+            .await
+        {
+            tracing::warn!(screen = %screen.name, disclosure_id = %c.disclosure_id, cause = %e, "记录下屏时间失败，稍后重试");
+            failed.push(c);
+        }
+    }
+    if !failed.is_empty() {
+        screen
+            .came_down
+            .lock()
+            .expect("came_down lock")
+            .extend(failed);
+    }
 }
 
 #[cfg(test)]

@@ -136,6 +136,8 @@ pub struct DeliveryRow {
     /// What earlier attempts did (owned by the channel, e.g. WeChat's draft media_id and
     /// publish_id), saved under the claim before each next remote step.
     pub progress: Option<serde_json::Value>,
+    /// When the item left a display channel (LED), for publish deliveries that put one up.
+    pub displayed_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -376,6 +378,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The earliest time a due delivery becomes due (for the worker's sleep), if any.
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Records when a displayed item (an LED screen's) came down: sets `displayed_until` on
+    /// the delivered publish delivery of that disclosure, revision and channel, unless it was
+    /// set before (the first record wins: an item comes down once). Unknown rows are ignored.
+    async fn record_displayed_until(
+        &self,
+        channel: &str,
+        disclosure_id: &str,
+        revision: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// Saves what this attempt has done so far (the channel's own JSON), before the next
     /// remote step. Only under the current claim (`Conflict` otherwise: another instance

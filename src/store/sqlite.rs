@@ -40,7 +40,8 @@ macro_rules! delivery_cols {
     () => {
         "id, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
          next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
-         last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress"
+         last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress, \
+         displayed_until"
     };
 }
 
@@ -902,6 +903,29 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn record_displayed_until(
+        &self,
+        channel: &str,
+        disclosure_id: &str,
+        revision: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE deliveries SET displayed_until = $4
+             WHERE channel = $1 AND disclosure_id = $2 AND revision = $3
+               AND action = 'publish' AND delivered_at IS NOT NULL
+               AND displayed_until IS NULL",
+        )
+        .bind(channel)
+        .bind(disclosure_id)
+        .bind(revision)
+        .bind(ms(at))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| other(e, "recording when a displayed item came down"))?;
+        Ok(())
+    }
+
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
         let next: Option<i64> = sqlx::query_scalar(NEXT_DUE_SQL)
             .fetch_optional(&self.reader)
@@ -1436,6 +1460,7 @@ fn delivery_from_row(row: &SqliteRow) -> StoreResult<DeliveryRow> {
         progress: col::<Option<String>>(row, "progress")?
             .map(|p| serde_json::from_str(&p).map_err(|e| other(e, "column progress: not JSON")))
             .transpose()?,
+        displayed_until: opt_ts(row, "displayed_until")?,
     })
 }
 

@@ -250,6 +250,32 @@ async fn withdrawal_and_expiry_take_the_item_down() {
     assert_eq!(gone[0].disclosure_id, "zpmzj-2017-00706");
     assert_eq!(feed_txt(&app), "");
     assert_eq!(controller_text(&app).await, None);
+
+    // Both times are written down in the ledger, on the deliveries that put the items up
+    // (the 公示 evidence): the withdrawal's moment, and the planned end for the expired one.
+    gongkai::led::record_came_down(screen, app.ledger.store.as_ref()).await;
+    let up = |rows: Vec<gongkai::store::DeliveryRow>| {
+        rows.into_iter()
+            .find(|d| d.action == gongkai::domain::Action::Publish)
+            .unwrap()
+    };
+    let withdrawn = up(led_delivery(&app, "zpmzj-2017-00705").await);
+    let until = withdrawn.displayed_until.expect("withdrawal time recorded");
+    assert!(until >= withdrawn.delivered_at.unwrap() && until <= Utc::now());
+    let expired = up(led_delivery(&app, "zpmzj-2017-00706").await);
+    // (The ledger keeps milliseconds.)
+    assert_eq!(
+        expired.displayed_until.map(|t| t.timestamp_millis()),
+        Some(gone[0].displayed_until.timestamp_millis())
+    );
+    // Recorded once: a later record does not move it.
+    app.ledger
+        .store
+        .record_displayed_until("hall_led", "zpmzj-2017-00706", 1, Utc::now())
+        .await
+        .unwrap();
+    let again = up(led_delivery(&app, "zpmzj-2017-00706").await);
+    assert_eq!(again.displayed_until, expired.displayed_until);
 }
 
 #[tokio::test]
