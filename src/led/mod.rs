@@ -300,7 +300,13 @@ impl Screen {
         if let Some(bx) = &self.cfg.bx {
             if self.is_on(now) {
                 let frame = self.bx_frame(feed);
-                let res = bx::push(&bx.address, &frame, bx.timeout).await;
+                // PING and the clock first (domain.md §5.4), then the area, on one connection.
+                let session = [
+                    bx::Frame::to(bx.screen_address, bx::ping()),
+                    bx::Frame::to(bx.screen_address, bx::time_sync(china(now).naive_local())),
+                    frame,
+                ];
+                let res = bx::push_all(&bx.address, &session, bx.timeout).await;
                 let mut st = self.controller.lock().expect("status lock");
                 st.last_push_at = Some(now);
                 st.last_push_ok = Some(res.is_ok());
@@ -412,7 +418,8 @@ impl Screen {
                     LedMode::Page => 1,
                 },
                 speed: bx.speed,
-                stay_time: bx.stay_seconds.saturating_mul(2),
+                stay_time: bx.stay_seconds,
+                single_line: self.cfg.lines <= 1,
                 new_line: 1,
                 text: data,
             }]

@@ -63,6 +63,14 @@ async fn a_disclosure_goes_up_on_the_controller_the_feed_file_and_the_http_feed(
         attempts[0].detail
     );
     assert_eq!(controller_text(&app).await.as_deref(), Some(SHOWN));
+    // The controller was pinged and its clock set (China time) before the update.
+    let clock = app.sandbox_state().await["led"]["clock_set_to"]
+        .as_str()
+        .map(str::to_string)
+        .expect("the controller's clock was set");
+    let china_now = (Utc::now() + chrono::Duration::hours(8)).naive_utc();
+    let set = chrono::NaiveDateTime::parse_from_str(&clock, "%Y-%m-%d %H:%M:%S").unwrap();
+    assert!((china_now - set).num_seconds().abs() < 60, "{clock}");
     assert_eq!(feed_txt(&app), format!("{SHOWN}\r\n"));
     let json: Value = serde_json::from_slice(
         &std::fs::read(app.dir.path().join("led_feed/hall_led/feed.json")).unwrap(),
