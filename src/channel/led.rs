@@ -45,10 +45,7 @@ impl Channel for Led {
         request: &DeliveryRequest,
         _progress: &mut dyn Progress,
     ) -> Result<Sent, DeliveryError> {
-        self.screen
-            .apply(request, chrono::Utc::now())
-            .await
-            .map(Sent::Done)
+        self.screen.apply(request, chrono::Utc::now()).await
     }
 
     /// PING the controller, when the screen has one.

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::calendar::Calendar;
-use crate::channel::{DeliveryError, DeliveryRequest, Receipt};
+use crate::channel::{DeliveryError, DeliveryRequest, Receipt, Sent};
 use crate::config::{LedConfig, LedMode, Settings};
 use crate::domain::{Action, DeliveryStatus};
 use crate::store::{DeliveryFilter, Store, StoredDisclosure};
@@ -196,7 +196,7 @@ impl Screen {
         &self,
         req: &DeliveryRequest,
         now: DateTime<Utc>,
-    ) -> Result<Receipt, DeliveryError> {
+    ) -> Result<Sent, DeliveryError> {
         let who = format!("公开件 {} 第 {} 版", req.disclosure_id, req.revision);
         let mut feed = self.feed.lock().await;
         let mut next = feed.clone();
@@ -230,14 +230,14 @@ impl Screen {
                         )
                     }
                     Err(newer) => {
-                        return Ok(Receipt {
+                        return Ok(Sent::Done(Receipt {
                             remote_id: Some(self.remote_id(&req.disclosure_id)),
                             detail: Some(format!(
                                 "屏幕 {} 已显示更新的第 {} 版，本版不再上屏",
                                 self.name, newer.revision
                             )),
                             ..Receipt::default()
-                        })
+                        }))
                     }
                 }
             }
@@ -254,6 +254,19 @@ impl Screen {
             },
         };
         let expired = next.expire(now);
+        // A controller that is switched off (outside on_hours) cannot acknowledge: the
+        // delivery waits for the screen to come on rather than count as shown.
+        // It is a wait, not a failure: no retry budget is used.
+        if let (Some(_), Some(wait)) = (&self.cfg.bx, self.until_on(now)) {
+            return Ok(Sent::Pending {
+                check_after: wait,
+                detail: format!(
+                    "{who}，LED 屏 {} 在开屏时间（{}）以外，开屏后再推送",
+                    self.name,
+                    self.cfg.on_hours.as_deref().unwrap_or_default()
+                ),
+            });
+        }
         self.write_outputs(&next, now)
             .await
             .map_err(|e| DeliveryError {
@@ -268,11 +281,11 @@ impl Screen {
             let at = item.displayed_until;
             self.note_came_down(&item, at);
         }
-        Ok(Receipt {
+        Ok(Sent::Done(Receipt {
             remote_id: Some(self.remote_id(&req.disclosure_id)),
             detail: Some(detail),
             ..Receipt::default()
-        })
+        }))
     }
 
     fn remote_id(&self, disclosure_id: &str) -> String {
@@ -349,15 +362,23 @@ impl Screen {
     }
 
     fn is_on(&self, now: DateTime<Utc>) -> bool {
-        let Some((from, to)) = self.cfg.on_hours.as_deref().and_then(parse_on_hours) else {
-            return true;
-        };
+        self.until_on(now).is_none()
+    }
+
+    /// `None` while the screen is on (or has no on_hours); else how long until it comes on.
+    fn until_on(&self, now: DateTime<Utc>) -> Option<std::time::Duration> {
+        let (from, to) = self.cfg.on_hours.as_deref().and_then(parse_on_hours)?;
         let t = china(now).time();
-        if from < to {
+        let on = if from < to {
             from <= t && t < to
         } else {
             t >= from || t < to
+        };
+        if on {
+            return None;
         }
+        let wait = (from - t).num_seconds().rem_euclid(24 * 3600);
+        Some(std::time::Duration::from_secs(wait as u64))
     }
 
     /// The dynamic area frame showing `feed`: newest items first, as many as one area holds.
@@ -601,6 +622,32 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn outside_on_hours_the_wait_runs_to_the_next_switch_on() {
+        let cfg: LedConfig = toml::from_str(
+            "width_px = 256\nheight_px = 16\nencoding = \"gb2312\"\non_hours = \"08:00-18:00\"\n",
+        )
+        .unwrap();
+        let screen = Screen::new(
+            "hall",
+            cfg,
+            std::sync::Arc::new(crate::calendar::Calendar::weekends_only()),
+        );
+        let at = |h, m| {
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 2, h, m, 0).unwrap()
+                - chrono::Duration::hours(8)
+        };
+        assert_eq!(screen.until_on(at(9, 0)), None);
+        assert_eq!(
+            screen.until_on(at(20, 30)),
+            Some(std::time::Duration::from_secs((11 * 60 + 30) * 60))
+        );
+        assert_eq!(
+            screen.until_on(at(7, 0)),
+            Some(std::time::Duration::from_secs(3600))
+        );
     }
 
     #[test]

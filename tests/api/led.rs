@@ -347,3 +347,47 @@ async fn the_feed_is_rebuilt_from_the_ledger_after_a_restart() {
     assert_eq!(feed.items().len(), 1);
     assert_eq!(feed.items()[0].text, SHOWN);
 }
+
+#[tokio::test]
+async fn a_screen_switched_off_waits_for_its_on_hours_without_using_up_retries() {
+    // on_hours that start two hours from now (China time): the controller is off.
+    let china = Utc::now() + chrono::Duration::hours(8);
+    let from = (china + chrono::Duration::hours(2))
+        .format("%H:%M")
+        .to_string();
+    let to = (china + chrono::Duration::hours(3))
+        .format("%H:%M")
+        .to_string();
+    let app = spawn_app_with_led_and(|s| {
+        if let Some(gongkai::config::ChannelSpec::Led(c)) = s.channels.channels.get_mut("hall_led")
+        {
+            c.on_hours = Some(format!("{from}-{to}"));
+        }
+    })
+    .await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00709", 1))
+        .await;
+    // One pass only: the wait is hours long.
+    let s = app.worker.run_once(Utc::now()).await.unwrap();
+    assert_eq!(s.claimed, 2);
+    let d = &led_delivery(&app, "zpmzj-2017-00709").await[0];
+    assert_eq!(d.status, DeliveryStatus::Retrying);
+    let wait = d.next_attempt_at.unwrap() - Utc::now();
+    assert!(
+        wait > chrono::Duration::minutes(100) && wait <= chrono::Duration::hours(2),
+        "{wait}"
+    );
+    let a = &app.attempts(d.id).await[0];
+    assert_eq!(a.outcome, gongkai::domain::AttemptOutcome::Pending);
+    assert!(a.detail.as_deref().unwrap().contains("开屏时间"));
+    // The budget is untouched, nothing reached the controller, the website went ahead.
+    assert_eq!(d.attempts_base, d.attempts);
+    assert_eq!(controller_text(&app).await, None);
+    let site = app
+        .deliveries_of("zpmzj-2017-00709")
+        .await
+        .into_iter()
+        .find(|d| d.channel == "gov_site")
+        .unwrap();
+    assert_eq!(site.status, DeliveryStatus::Delivered);
+}
