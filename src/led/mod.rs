@@ -63,6 +63,8 @@ pub struct Screen {
     /// Items that came down (expired, withdrawn, replaced by a newer revision) and are not
     /// yet written to the ledger as `displayed_until`; the refresh loop drains it.
     came_down: Mutex<Vec<CameDown>>,
+    /// Where the next refresh starts in the feed, so long feeds take turns on the controller.
+    rotation: std::sync::atomic::AtomicUsize,
 }
 
 /// One item that left the screen: the 公示 evidence the ledger keeps.
@@ -83,6 +85,7 @@ impl Screen {
             feed: tokio::sync::Mutex::new(Feed::default()),
             controller: Mutex::new(ControllerStatus::default()),
             came_down: Mutex::new(Vec::new()),
+            rotation: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -267,7 +270,7 @@ impl Screen {
                 ),
             });
         }
-        self.write_outputs(&next, now)
+        self.write_outputs(&next, now, false)
             .await
             .map_err(|e| DeliveryError {
                 detail: format!("{who}，{}", e.detail),
@@ -303,16 +306,31 @@ impl Screen {
             tracing::info!(screen = %self.name, disclosure_id = %i.disclosure_id, displayed_until = %i.displayed_until, "LED 条目到期下屏");
             self.note_came_down(i, i.displayed_until);
         }
-        if let Err(e) = self.write_outputs(&feed, now).await {
+        if let Err(e) = self.write_outputs(&feed, now, true).await {
             tracing::warn!(screen = %self.name, cause = %e.detail, "LED 屏刷新失败，下次刷新再试");
         }
         expired
     }
 
-    async fn write_outputs(&self, feed: &Feed, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    /// `rotate`: a refresh shows the items after the ones shown last, so a feed longer than
+    /// one controller area goes round over successive refreshes; a delivery starts at the
+    /// newest item, so what was just published is on the screen at once.
+    async fn write_outputs(
+        &self,
+        feed: &Feed,
+        now: DateTime<Utc>,
+        rotate: bool,
+    ) -> Result<(), DeliveryError> {
         if let Some(bx) = &self.cfg.bx {
             if self.is_on(now) {
-                let frame = self.bx_frame(feed);
+                let start = if rotate {
+                    self.rotation.load(std::sync::atomic::Ordering::Relaxed)
+                } else {
+                    0
+                };
+                let (frame, shown) = self.bx_frame(feed, start);
+                self.rotation
+                    .store(start + shown, std::sync::atomic::Ordering::Relaxed);
                 // PING and the clock first (domain.md §5.4), then the area, on one connection.
                 let session = [
                     bx::Frame::to(bx.screen_address, bx::ping()),
@@ -381,8 +399,9 @@ impl Screen {
         Some(std::time::Duration::from_secs(wait as u64))
     }
 
-    /// The dynamic area frame showing `feed`: newest items first, as many as one area holds.
-    pub fn bx_frame(&self, feed: &Feed) -> bx::Frame {
+    /// The dynamic area frame showing `feed` from item `start` (modulo the feed's length)
+    /// on, as many items as one area holds, wrapping round; also how many it holds.
+    pub fn bx_frame(&self, feed: &Feed, start: usize) -> (bx::Frame, usize) {
         let bx = self
             .cfg
             .bx
@@ -404,7 +423,10 @@ impl Screen {
             LedMode::Page => ("\\n", "\\n"),
         };
         let mut first = true;
-        for item in feed.items() {
+        let items = feed.items();
+        let mut count = 0;
+        let order = (0..items.len()).map(|k| &items[(start + k) % items.len().max(1)]);
+        for item in order {
             let shown = match self.cfg.mode {
                 LedMode::Scroll => item.text.clone(),
                 LedMode::Page => text::wrap(&item.text, self.units_per_line()).join(newline),
@@ -418,10 +440,11 @@ impl Screen {
                 bytes = s;
             }
             if data.len() + bytes.len() > self.cfg.max_bytes_per_area {
-                break; // the rest stays in the file and HTTP feed
+                break; // the rest comes at the next refreshes (and is in the file and HTTP feed)
             }
             data.extend(bytes);
             first = false;
+            count += 1;
         }
         let areas = if feed.items().is_empty() {
             Vec::new()
@@ -445,9 +468,12 @@ impl Screen {
                 text: data,
             }]
         };
-        bx::Frame::to(
-            bx.screen_address,
-            bx::dynamic_area_command(&[bx.area_id], &areas),
+        (
+            bx::Frame::to(
+                bx.screen_address,
+                bx::dynamic_area_command(&[bx.area_id], &areas),
+            ),
+            count,
         )
     }
 }

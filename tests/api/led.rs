@@ -391,3 +391,43 @@ async fn a_screen_switched_off_waits_for_its_on_hours_without_using_up_retries()
         .unwrap();
     assert_eq!(site.status, DeliveryStatus::Delivered);
 }
+
+#[tokio::test]
+async fn a_feed_longer_than_one_controller_area_takes_turns_over_refreshes() {
+    let app = spawn_app_with_led_and(|s| {
+        if let Some(gongkai::config::ChannelSpec::Led(c)) = s.channels.channels.get_mut("hall_led")
+        {
+            c.max_bytes_per_area = 100; // two short items per frame
+        }
+    })
+    .await;
+    let texts: Vec<String> = (0..5).map(|i| format!("第{i}号公示请到大厅查阅")).collect();
+    for (i, t) in texts.iter().enumerate() {
+        let mut d = disclosure(&format!("zpmzj-2017-0071{i}"), 1);
+        d["led_text"] = json!(t);
+        app.post_disclosure(&d).await;
+    }
+    app.run_worker_until_idle().await;
+    // The newest is on the controller right after its delivery.
+    let now_showing = controller_text(&app).await.unwrap();
+    assert!(now_showing.contains(&texts[4]), "{now_showing}");
+
+    let screen = &app.screens["hall_led"];
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        screen.refresh(Utc::now()).await;
+        let shown = controller_text(&app).await.unwrap();
+        assert!(
+            shown.chars().count() < 40,
+            "one area holds a few items: {shown}"
+        );
+        for t in &texts {
+            if shown.contains(t.as_str()) {
+                seen.insert(t.clone());
+            }
+        }
+    }
+    assert_eq!(seen.len(), 5, "every item came round: {seen:?}");
+    // The file feed always has them all.
+    assert_eq!(feed_txt(&app).lines().count(), 5);
+}
