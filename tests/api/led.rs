@@ -200,6 +200,15 @@ async fn a_dark_screen_never_blocks_the_website_and_the_text_comes_back_after_po
     let screen = &app.screens["hall_led"];
     screen.refresh(Utc::now()).await;
     assert!(screen.controller_status().consecutive_failures > 0);
+    // The operator sees it over the API, with the reason.
+    let screens: Value = app.api_get("/screens").await.json().await.unwrap();
+    let hall = &screens.as_array().unwrap()[0];
+    assert_eq!(hall["name"], "hall_led");
+    assert_eq!(hall["controller"]["last_push_ok"], false);
+    assert!(hall["controller"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("控制卡"));
 
     // Power back: the next refresh (the keep-alive) puts the text up again.
     led_post(&app, "power", json!({"on": true})).await;
