@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod menu_cli;
 pub mod message;
 pub mod reply;
 pub mod search;

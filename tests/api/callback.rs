@@ -403,3 +403,32 @@ async fn a_slow_search_answers_success_and_sends_a_customer_service_message() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(wx.custom_messages().len(), 1);
 }
+
+#[tokio::test]
+async fn menu_push_creates_the_configured_menu_and_refuses_one_over_the_limits() {
+    let sandbox = cb_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = lay_out_callback(dir.path(), &sandbox, "");
+    gongkai::wechat_callback::menu_cli::push(&config)
+        .await
+        .unwrap();
+    let menu = sandbox.state().wechat().menu().unwrap();
+    assert_eq!(menu["button"][0]["key"], "LATEST");
+    assert_eq!(menu["button"][2]["sub_button"][0]["name"], "办公地址");
+    gongkai::wechat_callback::menu_cli::show(&config)
+        .await
+        .unwrap();
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let extra = "\n[[wechat_callback.menu]]\nname = \"第四个按钮\"\nkey = \"FOURTH\"\naction = \"latest\"\n";
+    let config2 = lay_out_callback(dir2.path(), &sandbox, extra);
+    // Settings::load validates the menu too: the error names the buttons.
+    let e = gongkai::wechat_callback::menu_cli::push(&config2)
+        .await
+        .unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("最多 3 个") && msg.contains("第四个按钮"),
+        "{msg}"
+    );
+}
