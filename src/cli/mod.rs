@@ -32,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// 运行守护进程：HTTP API 与投递进程 / run the API and the delivery worker
     Serve,
+    /// 公众号自定义菜单：push 按配置创建，show 显示微信上的菜单 / the WeChat custom menu
+    #[command(subcommand)]
+    Menu(MenuCommand),
     /// 提交一个已审核的公开件（JSON 文件，- 表示标准输入）/ submit an approved disclosure
     Submit {
         /// JSON 文件路径，或 - 读标准输入
@@ -109,6 +112,14 @@ pub struct DeliveriesArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MenuCommand {
+    /// 检查微信的菜单限制后，用 [wechat_callback.menu] 创建菜单（menu/create）
+    Push,
+    /// 显示微信上当前的菜单（menu/get）
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {
     /// 查看一个投递及其全部尝试记录
     Show {
@@ -145,6 +156,12 @@ pub enum ReportFormat {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => ops::serve(&cli.config).await,
+        Command::Menu(MenuCommand::Push) => {
+            crate::wechat_callback::menu_cli::push(&cli.config).await
+        }
+        Command::Menu(MenuCommand::Show) => {
+            crate::wechat_callback::menu_cli::show(&cli.config).await
+        }
         Command::Submit { file, by } => ops::submit(&cli.config, &file, &by).await,
         Command::Withdraw {
             disclosure_id,

@@ -451,6 +451,70 @@ pub trait Store: Send + Sync + 'static {
         appid: &str,
         publish_id: &str,
     ) -> StoreResult<Option<WechatPublishEvent>>;
+
+    // ---- WeChat callback (issue 4): retries answered once, search over what is published ----
+
+    /// Claims the answer of a pushed message (`key`: MsgId, or FromUserName+CreateTime+Event).
+    /// `New` for the first request (do the work, then `answer_wechat_message`); `Answered`
+    /// with the stored reply for a retry; `InProgress` while another request works on it.
+    /// A claim unanswered for longer than `lease` (its instance died) is taken over (`New`).
+    async fn claim_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<MessageClaim>;
+
+    /// Stores the plain reply body of a claimed message.
+    async fn answer_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Adds the revisions stored since the last call to the full-text index (all of them
+    /// on a fresh database); the number added. Cheap when there is nothing new.
+    async fn refresh_search_index(&self) -> StoreResult<usize>;
+
+    /// Published disclosures matching an FTS5 query over the tokens of
+    /// `wechat_callback::search`, best first (relevance, then recency): the latest
+    /// delivered revision on a `gov_site` channel, withdrawn ones never.
+    async fn search_published(
+        &self,
+        fts_query: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>>;
+
+    /// The latest published disclosures (by publish date), optionally of one category.
+    async fn latest_published(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>>;
+}
+
+/// What `claim_wechat_message` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageClaim {
+    New,
+    Answered(String),
+    InProgress,
+}
+
+/// A disclosure as the public sees it on the website, for callback replies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublishedItem {
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub title: String,
+    pub category: String,
+    pub publish_date: Option<NaiveDate>,
+    /// The website URL the gov_site delivery recorded.
+    pub url: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// An account's access_token as stored.

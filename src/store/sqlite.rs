@@ -1183,6 +1183,238 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+    // ---- WeChat callback (issue 4) ----
+
+    async fn claim_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<MessageClaim> {
+        let now_ms = ms(now);
+        let stale_ms = now_ms - i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO wechat_messages (appid, dedupe_key, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (appid, dedupe_key) DO NOTHING",
+        )
+        .bind(appid)
+        .bind(key)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "claiming a WeChat message"))?
+        .rows_affected()
+            == 1;
+        let claim = if inserted {
+            MessageClaim::New
+        } else {
+            let row = sqlx::query(
+                "UPDATE wechat_messages SET times_received = times_received + 1,
+                     received_at = CASE WHEN reply IS NULL AND received_at < $3 THEN $4
+                                        ELSE received_at END
+                 WHERE appid = $1 AND dedupe_key = $2
+                 RETURNING reply, received_at",
+            )
+            .bind(appid)
+            .bind(key)
+            .bind(stale_ms)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading a WeChat message claim"))?;
+            let reply: Option<String> = col(&row, "reply")?;
+            let received: i64 = col(&row, "received_at")?;
+            match reply {
+                Some(r) => MessageClaim::Answered(r),
+                None if received == now_ms => MessageClaim::New,
+                None => MessageClaim::InProgress,
+            }
+        };
+        commit(tx).await?;
+        Ok(claim)
+    }
+
+    async fn answer_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE wechat_messages SET reply = $3, answered_at = $4
+             WHERE appid = $1 AND dedupe_key = $2",
+        )
+        .bind(appid)
+        .bind(key)
+        .bind(reply)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "storing a WeChat reply"))?;
+        commit(tx).await
+    }
+
+    async fn refresh_search_index(&self) -> StoreResult<usize> {
+        const BATCH: i64 = 1000;
+        let mut added = 0;
+        loop {
+            let last: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(src_rowid), 0) FROM search_docs")
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err(|e| other(e, "reading the search index position"))?;
+            // SQLite-only: the implicit rowid of `disclosures` (PostgreSQL: a sequence).
+            let rows = sqlx::query(
+                "SELECT rowid AS src_rowid, disclosure_id, revision, title, json FROM disclosures
+                 WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+            )
+            .bind(last)
+            .bind(BATCH)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| other(e, "reading disclosures to index"))?;
+            if rows.is_empty() {
+                return Ok(added);
+            }
+            let n = rows.len();
+            let mut tx = self.begin_write().await?;
+            for r in &rows {
+                let src: i64 = col(r, "src_rowid")?;
+                let id: String = col(r, "disclosure_id")?;
+                let revision: i64 = col(r, "revision")?;
+                let title: String = col(r, "title")?;
+                let json: String = col(r, "json")?;
+                let inserted = sqlx::query(
+                    "INSERT INTO search_docs (src_rowid, disclosure_id, revision) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(src)
+                .bind(&id)
+                .bind(revision)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| other(e, "indexing a disclosure"))?;
+                if inserted.rows_affected() != 1 {
+                    continue;
+                }
+                let doc: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                let mut head = title.clone();
+                for f in ["short_title", "doc_no", "publisher"] {
+                    if let Some(v) = doc.get(f).and_then(|v| v.as_str()) {
+                        head.push(' ');
+                        head.push_str(v);
+                    }
+                }
+                let body = doc
+                    .get("body_html")
+                    .and_then(|v| v.as_str())
+                    .map(crate::wechat_callback::search::strip_html)
+                    .unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO search_fts (rowid, title, body) VALUES (last_insert_rowid(), $1, $2)",
+                )
+                .bind(crate::wechat_callback::search::index_text(&head))
+                .bind(crate::wechat_callback::search::index_text(&body))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| other(e, "indexing a disclosure's text"))?;
+                added += 1;
+            }
+            commit(tx).await?;
+            if (n as i64) < BATCH {
+                return Ok(added);
+            }
+        }
+    }
+
+    async fn search_published(
+        &self,
+        fts_query: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>> {
+        let rows = sqlx::query(concat!(
+            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
+                    d.delivered_at, bm25(search_fts, 4.0, 1.0) AS score
+             FROM search_fts
+             JOIN search_docs sd ON sd.id = search_fts.rowid
+             JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
+             JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
+             WHERE search_fts MATCH $1 AND ",
+            published_filter!(),
+            " ORDER BY ROUND(score, 1), s.publish_date DESC, d.delivered_at DESC LIMIT $2"
+        ))
+        .bind(fts_query)
+        .bind((limit * 3) as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "searching published disclosures"))?;
+        published_items(&rows, limit)
+    }
+
+    async fn latest_published(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>> {
+        let rows = sqlx::query(concat!(
+            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
+                    d.delivered_at
+             FROM deliveries d
+             JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+             WHERE ($1 IS NULL OR s.category = $1) AND ",
+            published_filter!(),
+            " ORDER BY s.publish_date DESC, d.delivered_at DESC LIMIT $2"
+        ))
+        .bind(category)
+        .bind((limit * 3) as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "listing the latest published disclosures"))?;
+        published_items(&rows, limit)
+    }
+}
+
+/// The latest delivered publish of a disclosure on a gov_site channel, not withdrawn
+/// (`d` = deliveries, `s` = disclosures).
+macro_rules! published_filter {
+    () => {
+        "s.withdrawn_at IS NULL
+           AND d.kind = 'gov_site' AND d.action = 'publish' AND d.status = 'delivered'
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries n
+               WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+                 AND n.action = 'publish' AND n.status = 'delivered' AND n.revision > d.revision)"
+    };
+}
+use published_filter;
+
+/// Rows of `search_published`/`latest_published`, one per disclosure, in order.
+fn published_items(rows: &[SqliteRow], limit: usize) -> StoreResult<Vec<PublishedItem>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let id: String = col(r, "disclosure_id")?;
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        out.push(PublishedItem {
+            disclosure_id: id,
+            revision: col(r, "revision")?,
+            title: col(r, "title")?,
+            category: col(r, "category")?,
+            publish_date: opt_date(r, "publish_date")?,
+            url: col(r, "url")?,
+            delivered_at: opt_ts(r, "delivered_at")?,
+        });
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// `complete_attempt`, inside a group's transaction.
