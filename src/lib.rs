@@ -17,6 +17,7 @@ pub mod led;
 pub mod render;
 pub mod report;
 pub mod sandbox;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod wechat_callback;

@@ -64,6 +64,15 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// 待办：超期或临近公开时限的公开件、微信公众号更新情况、日历缺失年份 / what needs attention
+    Status {
+        /// 输出 JSON（供其他工具读取）
+        #[arg(long)]
+        json: bool,
+        /// 按该日期（YYYY-MM-DD，北京时间）计算，默认今天
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
+    },
     /// 检查配置、渠道和模板，列出全部问题 / validate config, channels and templates
     CheckConfig,
     /// 打印带注释的示例配置 / print the commented example config
@@ -161,6 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { year, format, out } => {
             ops::report(&cli.config, year, format, out.as_deref()).await
         }
+        Command::Status { json, today } => ops::status(&cli.config, json, today).await,
         Command::CheckConfig => ops::check_config(&cli.config).await,
         Command::DefaultConfig => {
             print!("{}", crate::config::EXAMPLE_CONFIG);

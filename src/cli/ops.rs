@@ -341,6 +341,29 @@ pub async fn report(
     Ok(())
 }
 
+pub async fn status(
+    config: &Path,
+    json: bool,
+    today: Option<chrono::NaiveDate>,
+) -> anyhow::Result<()> {
+    let ledger = ledger(config).await?;
+    let calendar = ledger.settings.calendar();
+    let s = crate::status::collect(
+        &ledger.settings,
+        ledger.store.as_ref(),
+        &calendar,
+        Utc::now(),
+        today,
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", crate::status::to_text(&s));
+    }
+    Ok(())
+}
+
 pub async fn check_config(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let mut problems = Vec::new();

@@ -249,3 +249,80 @@ async fn an_environment_variable_overrides_a_config_key() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[tokio::test]
+async fn status_lists_late_and_near_items_per_channel_in_chinese_and_as_json() {
+    let app = spawn_app().await;
+    let config = app.config_path.to_str().unwrap().to_string();
+    // Formed 2017-04-03 (mzfp: 20 working days, due 2017-05-03); another formed 2017-04-20.
+    let mut fresh = disclosure("zpmzj-2017-00702", 1);
+    fresh["formed_date"] = json!("2017-04-20");
+    fresh["publish_date"] = json!("2017-04-21");
+    for (name, d) in [
+        ("a.json", disclosure("zpmzj-2017-00701", 1)),
+        ("b.json", fresh),
+    ] {
+        let file = app.dir.path().join(name);
+        std::fs::write(&file, serde_json::to_vec(&d).unwrap()).unwrap();
+        let out = gongkai(&["--config", &config, "submit", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // Nothing delivered yet (the worker has not run).
+    let out = gongkai(&["--config", &config, "status", "--today", "2017-04-25"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("渠道 gov_site：超期 0 条，临近期限 1 条"), "{s}");
+    assert!(
+        s.contains("zpmzj-2017-00701") && s.contains("临近期限"),
+        "{s}"
+    );
+    assert!(!s.contains("zpmzj-2017-00702"), "{s}");
+    assert!(s.contains("工作日日历"), "{s}");
+
+    let out = gongkai(&[
+        "--config",
+        &config,
+        "status",
+        "--today",
+        "2017-06-01",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["today"], "2017-06-01");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{v}");
+    assert!(items.iter().all(|i| i["state"] == "late"));
+    assert_eq!(items[0]["disclosure_id"], "zpmzj-2017-00701");
+    assert_eq!(items[0]["due"], "2017-05-03");
+    let site = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "gov_site")
+        .unwrap();
+    assert_eq!(
+        (site["late"].as_u64(), site["near"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert!(v["wechat"].is_array());
+    assert_eq!(v["calendar"]["missing_years"], json!([]));
+
+    // Once delivered, nothing is listed; and the status still exits 0 for a year without data.
+    app.run_worker_until_idle().await;
+    let out = gongkai(&[
+        "--config",
+        &config,
+        "status",
+        "--today",
+        "2031-03-02",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["items"], json!([]));
+    assert!(v["calendar"]["missing_years"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(2031)));
+}
