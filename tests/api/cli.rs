@@ -80,6 +80,130 @@ fn the_demo_delivers_all_23_items_and_the_report_counts_them_with_the_baseline()
         .unwrap()
         .starts_with("2017年共主动公开政府信息23条，其中：机构职能类信息7条"));
 
+    // The 2017 附表 of the seed report: ledger rows and the clerk's zeros.
+    assert_eq!(r["layout"], "2017");
+    let row = |id: &str| {
+        r["fubiao"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap_or_else(|| panic!("no fubiao row {id}"))
+            .clone()
+    };
+    for (id, y, c) in [
+        ("proactive", 23, 429),
+        ("gov_site", 23, 429),
+        ("gazette", 0, 0),
+    ] {
+        assert_eq!(
+            (row(id)["year"].clone(), row(id)["cumulative"].clone()),
+            (json!(y), json!(c)),
+            "{id}"
+        );
+    }
+    for id in [
+        "applications_total",
+        "applications_in_person",
+        "applications_online",
+        "applications_letter_fax",
+        "replies_total",
+        "replies_granted",
+        "replies_partial",
+        "replies_refused",
+        "replies_other",
+        "fee_waived",
+        "complaints",
+        "reconsiderations",
+        "lawsuits",
+    ] {
+        assert_eq!(
+            (row(id)["year"].clone(), row(id)["cumulative"].clone()),
+            (json!(0), json!(0)),
+            "{id}"
+        );
+        assert_eq!(row(id)["source"], "applications");
+    }
+    assert_eq!(r["applications"]["provided"], true);
+    let draft = r["draft"].as_str().unwrap();
+    assert!(
+        draft.starts_with("2017年共主动公开政府信息23条，其中：机构职能类信息7条，政策、法规性文件类信息4条，规划计划类信息2条，重大建设项目、为民办实事类信息2条，民政扶贫救灾社会社保就业类信息6条，科教文体卫生类信息2条。"),
+        "{draft}"
+    );
+    assert!(
+        draft.contains("通过政府网站公开23条") && draft.contains("2017年度未收到政府信息公开申请"),
+        "{draft}"
+    );
+
+    // The xlsx reads back with the same figures.
+    let xlsx = dir.path().join("2017.xlsx");
+    let out = gongkai(&[
+        "--config",
+        config.to_str().unwrap(),
+        "report",
+        "--year",
+        "2017",
+        "--format",
+        "xlsx",
+        "--out",
+        xlsx.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    {
+        use calamine::{open_workbook, Data, Reader, Xlsx};
+        let mut wb: Xlsx<_> = open_workbook(&xlsx).unwrap();
+        let sheet = wb.worksheet_range("附表").unwrap();
+        assert_eq!(
+            sheet.get_value((1, 2)),
+            Some(&Data::String("2017年度".into()))
+        );
+        assert_eq!(
+            sheet.get_value((2, 0)),
+            Some(&Data::String("主动公开文件数".into()))
+        );
+        assert_eq!(sheet.get_value((2, 2)), Some(&Data::Float(23.0)));
+        assert_eq!(sheet.get_value((2, 3)), Some(&Data::Float(429.0)));
+        assert_eq!(sheet.get_value((3, 3)), Some(&Data::Float(429.0)));
+        assert_eq!(
+            sheet.get_value((17, 0)),
+            Some(&Data::String("行政诉讼数".into()))
+        );
+        assert_eq!(sheet.get_value((17, 3)), Some(&Data::Float(0.0)));
+        assert!(wb.sheet_names().contains(&"按渠道与分类".to_string()));
+    }
+
+    // --explain lists the disclosures behind a cell.
+    let out = gongkai(&[
+        "--config",
+        config.to_str().unwrap(),
+        "report",
+        "--year",
+        "2017",
+        "--explain",
+        "category.jgzn.year",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["count"], 7);
+    assert_eq!(e["items"][0]["disclosure_id"], "zpmzj-2017-00001");
+    assert_eq!(e["items"][0]["title"], "漳平市民政局主要职责");
+    let out = gongkai(&[
+        "--config",
+        config.to_str().unwrap(),
+        "report",
+        "--year",
+        "2017",
+        "--explain",
+        "total.cumulative",
+    ]);
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("23 条公开件") && t.contains("基数 406 条"),
+        "{t}"
+    );
+
     let out = gongkai(&["--config", config.to_str().unwrap(), "deliveries", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
