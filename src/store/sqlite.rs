@@ -99,6 +99,74 @@ const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
              AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
      ORDER BY d.next_attempt_at LIMIT 1";
 
+/// The rows of `report_published` (migration 0005) for the items `filter` selects
+/// (`"= $1"` for one item; `"IS NOT NULL"` for all): see `published_groups`.
+fn report_summary_select(filter: &str) -> String {
+    format!(
+        "WITH per AS (
+             SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
+             FROM deliveries
+             WHERE action = 'publish' AND delivered_at IS NOT NULL AND disclosure_id {filter}
+             GROUP BY disclosure_id, channel),
+         item AS (
+             SELECT disclosure_id,
+                 substr(MAX(printf('%010d', revision) || category), 11) AS category,
+                 substr(MIN(printf('%010d', revision) || formed_date), 11) AS formed_date,
+                 substr(MIN(CASE WHEN publish_date IS NOT NULL
+                            THEN printf('%010d', revision) || publish_date END), 11)
+                     AS publish_date
+             FROM disclosures
+             WHERE disclosure_id {filter}
+             GROUP BY disclosure_id),
+         joined AS (
+             SELECT p.disclosure_id, p.channel, p.kind, i.category, i.formed_date,
+                 i.publish_date, p.first_at,
+                 MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
+                 ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
+             FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
+         SELECT disclosure_id, channel, kind, category,
+             COALESCE(CAST(substr(publish_date, 1, 4) AS INTEGER),
+                      CAST(strftime('%Y', item_first_at / 1000 + 28800, 'unixepoch') AS INTEGER)),
+             formed_date,
+             date(first_at / 1000 + 28800, 'unixepoch'),
+             rn = 1
+         FROM joined"
+    )
+}
+
+const REPORT_SUMMARY_COLS: &str = "INSERT INTO report_published (disclosure_id, channel, kind, \
+     category, count_year, formed_date, delivered_on, is_primary) ";
+
+/// Rebuilds the whole report summary from the ledger (after a bulk load that bypassed the
+/// store, as the 1M benchmark does). Run it in one transaction.
+pub fn report_summary_rebuild_sql() -> String {
+    format!(
+        "DELETE FROM report_published; {REPORT_SUMMARY_COLS}{}",
+        report_summary_select("IS NOT NULL")
+    )
+}
+
+/// Recomputes one item's rows of the report summary, inside the caller's transaction.
+async fn refresh_report_item(
+    tx: &mut Transaction<'static, Sqlite>,
+    disclosure_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM report_published WHERE disclosure_id = $1")
+        .bind(disclosure_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| other(e, "refreshing the report summary"))?;
+    sqlx::query(&format!(
+        "{REPORT_SUMMARY_COLS}{}",
+        report_summary_select("= $1")
+    ))
+    .bind(disclosure_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| other(e, "refreshing the report summary"))?;
+    Ok(())
+}
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -384,6 +452,8 @@ impl Store for SqliteStore {
             .map_err(|e| other(e, format!("creating the delivery to {}", d.channel)))?;
             delivery_ids.push(id);
         }
+        // A new revision may change the item's category or publish date in the report.
+        refresh_report_item(&mut tx, &new.disclosure_id).await?;
         commit(tx).await?;
         Ok(IngestOutcome::Created { delivery_ids })
     }
@@ -847,37 +917,12 @@ impl Store for SqliteStore {
     }
 
     async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>> {
-        // Per-item attributes in one pass over `disclosures`: a zero-padded revision prefix
-        // makes MIN/MAX pick the first/latest revision's value without a correlated query.
+        // One scan of the covering index of the summary kept with the ledger (migration
+        // 0005): already in group order, so no sort and no temporary table.
         let rows = sqlx::query(
-            "WITH per AS (
-                 SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
-                 FROM deliveries
-                 WHERE action = 'publish' AND delivered_at IS NOT NULL
-                 GROUP BY disclosure_id, channel),
-             item AS (
-                 SELECT disclosure_id,
-                     substr(MAX(printf('%010d', revision) || category), 11) AS category,
-                     substr(MIN(printf('%010d', revision) || formed_date), 11) AS formed_date,
-                     substr(MIN(CASE WHEN publish_date IS NOT NULL
-                                THEN printf('%010d', revision) || publish_date END), 11)
-                         AS publish_date
-                 FROM disclosures
-                 GROUP BY disclosure_id),
-             joined AS (
-                 SELECT p.channel, p.kind, i.category, i.formed_date, i.publish_date, p.first_at,
-                     MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
-                     ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
-                 FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
-             SELECT channel, MAX(kind) AS kind, category,
-                 COALESCE(CAST(substr(publish_date, 1, 4) AS INTEGER),
-                          CAST(strftime('%Y', item_first_at / 1000 + 28800, 'unixepoch') AS INTEGER))
-                     AS count_year,
-                 formed_date,
-                 date(first_at / 1000 + 28800, 'unixepoch') AS delivered_on,
-                 rn = 1 AS is_primary,
-                 COUNT(*) AS items
-             FROM joined
+            "SELECT channel, MAX(kind) AS kind, category, count_year, formed_date, delivered_on,
+                 is_primary, COUNT(*) AS items
+             FROM report_published
              GROUP BY channel, category, count_year, formed_date, delivered_on, is_primary
              ORDER BY channel, category, count_year, formed_date, delivered_on, is_primary",
         )
@@ -1235,7 +1280,7 @@ async fn complete_in(
     // here because the instance that took the delivery over owns its state.
     let failed = match &completion.next {
         NextState::Delivered { remote_id, url } => {
-            sqlx::query(concat!(
+            let done = sqlx::query(concat!(
                 "UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
                          last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
                          next_attempt_at = NULL, updated_at = $5, ",
@@ -1250,6 +1295,19 @@ async fn complete_in(
             .execute(&mut **tx)
             .await
             .map_err(|e| other(e, "marking the delivery delivered"))?;
+            // The report summary follows the ledger in the same transaction.
+            if done.rows_affected() > 0 {
+                let item: Option<String> = sqlx::query_scalar(
+                    "SELECT disclosure_id FROM deliveries WHERE id = $1 AND action = 'publish'",
+                )
+                .bind(completion.delivery_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| other(e, "reading the delivered item"))?;
+                if let Some(id) = item {
+                    refresh_report_item(tx, &id).await?;
+                }
+            }
             None
         }
         NextState::Retry { at, error } => Some((DeliveryStatus::Retrying, Some(ms(*at)), error)),
