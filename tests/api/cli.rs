@@ -450,3 +450,69 @@ async fn status_lists_late_and_near_items_per_channel_in_chinese_and_as_json() {
         .unwrap()
         .contains(&json!(2031)));
 }
+
+#[tokio::test]
+async fn report_refuses_an_applications_file_that_breaks_the_table_rule_and_names_the_cell() {
+    let app = spawn_app().await;
+    let config = app.config_path.to_str().unwrap().to_string();
+    let file = app.dir.path().join("2021.csv");
+    let mut csv =
+        String::from("section,row,自然人,商业企业,科研机构,社会公益组织,法律服务机构,其他,总计\n");
+    for row in gongkai::applications::table3_rows() {
+        let v = match row.id {
+            "new" => "2,0,0,0,0,0,2",
+            "result_1" | "result_total" => "1,0,0,0,0,0,1",
+            _ => "0,0,0,0,0,0,0",
+        };
+        csv.push_str(&format!("table3,{},{v}\n", row.id));
+    }
+    for row in ["reconsideration", "litigation_direct", "litigation_after"] {
+        csv.push_str(&format!("table4,{row},0,0,0,0,0\n"));
+    }
+    std::fs::write(&file, &csv).unwrap();
+    let report = |f: &str| {
+        gongkai(&[
+            "--config",
+            &config,
+            "report",
+            "--year",
+            "2021",
+            "--format",
+            "json",
+            "--applications",
+            f,
+        ])
+    };
+    let out = report(file.to_str().unwrap());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("2021.csv"), "{err}");
+    assert!(
+        err.contains("表三 第 1 列（自然人）不符合勾稽关系 第一项 + 第二项 = 第三项 + 第四项：2 + 0 = 2，而 1 + 0 = 1"),
+        "{err}"
+    );
+    assert!(err.contains("table3.carry_forward.c1"), "{err}");
+
+    // One application carried forward: balanced, and the figures are in the 2021 tables.
+    let fixed = csv.replace(
+        "table3,carry_forward,0,0,0,0,0,0,0",
+        "table3,carry_forward,1,0,0,0,0,0,1",
+    );
+    std::fs::write(&file, fixed).unwrap();
+    let out = report(file.to_str().unwrap());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["layout"], "2021");
+    assert_eq!(r["table3"]["rows"][0]["id"], "new");
+    assert_eq!(
+        r["table3"]["rows"][0]["values"],
+        json!([2, 0, 0, 0, 0, 0, 2])
+    );
+    assert_eq!(r["table4"]["rows"][0]["values"], json!([0, 0, 0, 0, 0]));
+    assert!(r["fubiao"].is_null());
+    assert!(r["table2"]["art20_1"].is_array());
+    assert!(r["draft"]
+        .as_str()
+        .unwrap()
+        .contains("受理政府信息公开申请2件"));
+}
