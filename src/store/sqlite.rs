@@ -883,6 +883,68 @@ impl Store for SqliteStore {
         Ok(results)
     }
 
+    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>> {
+        // SQLite-only: json_extract (PostgreSQL: `json::jsonb ->> 'doc_kind'`).
+        let rows = sqlx::query(
+            "WITH rev AS (
+                 SELECT disclosure_id, revision, MIN(delivered_at) AS rev_at
+                 FROM deliveries
+                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 GROUP BY disclosure_id, revision),
+             item AS (
+                 SELECT disclosure_id, MIN(rev_at) AS first_at FROM rev GROUP BY disclosure_id),
+             attrs AS (
+                 SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date,
+                     s.formed_date,
+                     json_extract(s.json, '$.art20_item') AS art20_item,
+                     json_extract(s.json, '$.doc_kind') AS doc_kind,
+                     json_extract(s.json, '$.validity') AS validity,
+                     json_extract(s.json, '$.replaces') AS replaces,
+                     json_extract(s.json, '$.valid_to') AS valid_to
+                 FROM disclosures s
+                 WHERE s.disclosure_id IN (SELECT disclosure_id FROM item))
+             SELECT a.*,
+                 date(i.first_at / 1000 + 28800, 'unixepoch') AS item_first_on,
+                 date(r.rev_at / 1000 + 28800, 'unixepoch') AS delivered_on
+             FROM attrs a
+             JOIN item i ON i.disclosure_id = a.disclosure_id
+             LEFT JOIN rev r ON r.disclosure_id = a.disclosure_id AND r.revision = a.revision
+             WHERE a.doc_kind IN ('规章', '行政规范性文件')
+                OR a.art20_item IN ('一', '五', '六', '八')
+                OR a.validity IN ('废止', '失效')
+                OR a.replaces IS NOT NULL
+             ORDER BY a.disclosure_id, a.revision",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "listing revisions for the report"))?;
+        rows.iter()
+            .map(|row| {
+                let formed: String = col(row, "formed_date")?;
+                let first: String = col(row, "item_first_on")?;
+                let delivered: Option<String> = col(row, "delivered_on")?;
+                let valid_to: Option<String> = col(row, "valid_to")?;
+                Ok(ReportRevision {
+                    disclosure_id: col(row, "disclosure_id")?,
+                    revision: col(row, "revision")?,
+                    title: col(row, "title")?,
+                    category: col(row, "category")?,
+                    publish_date: opt_date(row, "publish_date")?,
+                    formed_date: parse_date(&formed, "formed_date")?,
+                    item_first_delivered_on: parse_date(&first, "item_first_on")?,
+                    delivered_on: delivered
+                        .map(|d| parse_date(&d, "delivered_on"))
+                        .transpose()?,
+                    art20_item: col(row, "art20_item")?,
+                    doc_kind: col(row, "doc_kind")?,
+                    validity: col(row, "validity")?,
+                    replaces: col(row, "replaces")?,
+                    valid_to: valid_to.map(|d| parse_date(&d, "valid_to")).transpose()?,
+                })
+            })
+            .collect()
+    }
+
     async fn list_published(&self) -> StoreResult<Vec<PublishedRow>> {
         // The category is the latest revision's (a correction may fix it); the publish
         // date is the first one any revision gave.
@@ -942,68 +1004,6 @@ impl Store for SqliteStore {
                     delivered_on: parse_date(&delivered, "delivered_on")?,
                     primary: col::<i64>(row, "is_primary")? == 1,
                     items: col::<i64>(row, "items")? as u64,
-                })
-            })
-            .collect()
-    }
-
-    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>> {
-        // SQLite-only: json_extract (PostgreSQL: `json::jsonb ->> 'doc_kind'`).
-        let rows = sqlx::query(
-            "WITH rev AS (
-                 SELECT disclosure_id, revision, MIN(delivered_at) AS rev_at
-                 FROM deliveries
-                 WHERE action = 'publish' AND delivered_at IS NOT NULL
-                 GROUP BY disclosure_id, revision),
-             item AS (
-                 SELECT disclosure_id, MIN(rev_at) AS first_at FROM rev GROUP BY disclosure_id),
-             attrs AS (
-                 SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date,
-                     s.formed_date,
-                     json_extract(s.json, '$.art20_item') AS art20_item,
-                     json_extract(s.json, '$.doc_kind') AS doc_kind,
-                     json_extract(s.json, '$.validity') AS validity,
-                     json_extract(s.json, '$.replaces') AS replaces,
-                     json_extract(s.json, '$.valid_to') AS valid_to
-                 FROM disclosures s
-                 WHERE s.disclosure_id IN (SELECT disclosure_id FROM item))
-             SELECT a.*,
-                 date(i.first_at / 1000 + 28800, 'unixepoch') AS item_first_on,
-                 date(r.rev_at / 1000 + 28800, 'unixepoch') AS delivered_on
-             FROM attrs a
-             JOIN item i ON i.disclosure_id = a.disclosure_id
-             LEFT JOIN rev r ON r.disclosure_id = a.disclosure_id AND r.revision = a.revision
-             WHERE a.doc_kind IN ('规章', '行政规范性文件')
-                OR a.art20_item IN ('一', '五', '六', '八')
-                OR a.validity IN ('废止', '失效')
-                OR a.replaces IS NOT NULL
-             ORDER BY a.disclosure_id, a.revision",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(|e| other(e, "listing revisions for the report"))?;
-        rows.iter()
-            .map(|row| {
-                let formed: String = col(row, "formed_date")?;
-                let first: String = col(row, "item_first_on")?;
-                let delivered: Option<String> = col(row, "delivered_on")?;
-                let valid_to: Option<String> = col(row, "valid_to")?;
-                Ok(ReportRevision {
-                    disclosure_id: col(row, "disclosure_id")?,
-                    revision: col(row, "revision")?,
-                    title: col(row, "title")?,
-                    category: col(row, "category")?,
-                    publish_date: opt_date(row, "publish_date")?,
-                    formed_date: parse_date(&formed, "formed_date")?,
-                    item_first_delivered_on: parse_date(&first, "item_first_on")?,
-                    delivered_on: delivered
-                        .map(|d| parse_date(&d, "delivered_on"))
-                        .transpose()?,
-                    art20_item: col(row, "art20_item")?,
-                    doc_kind: col(row, "doc_kind")?,
-                    validity: col(row, "validity")?,
-                    replaces: col(row, "replaces")?,
-                    valid_to: valid_to.map(|d| parse_date(&d, "valid_to")).transpose()?,
                 })
             })
             .collect()
