@@ -272,6 +272,28 @@ pub struct PublishedGroup {
     pub items: u64,
 }
 
+/// One stored revision of an item that was delivered at least once (any channel), with the
+/// document attributes table 二 of the 2021 report reads (第二十条 item, document kind,
+/// validity, the document it replaces). Only revisions that carry one of them are listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRevision {
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub title: String,
+    pub category: String,
+    pub publish_date: Option<NaiveDate>,
+    pub formed_date: NaiveDate,
+    /// The day (China time, UTC+8) any revision of the item was first delivered anywhere.
+    pub item_first_delivered_on: NaiveDate,
+    /// The day (China time) this revision was first delivered anywhere; None if never.
+    pub delivered_on: Option<NaiveDate>,
+    pub art20_item: Option<String>,
+    pub doc_kind: Option<String>,
+    pub validity: Option<String>,
+    pub replaces: Option<String>,
+    pub valid_to: Option<NaiveDate>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a revision and, in the same transaction, its deliveries (status `pending`,
@@ -375,6 +397,12 @@ pub trait Store: Send + Sync + 'static {
     /// count_year, formed_date, delivered_on, primary. China time is a fixed UTC+8 (no DST).
     /// Must answer within a second over a million deliveries: it is the report's only query.
     async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>>;
+
+    /// Every revision of an item with at least one delivered publish delivery (any channel,
+    /// withdrawn later still counts) whose JSON has `doc_kind` 规章 or 行政规范性文件,
+    /// `art20_item` 一, 五, 六 or 八, `validity` 废止 or 失效, or a `replaces`; ordered by
+    /// disclosure_id, revision. For table 二 of the 2021 report (and its `--explain`).
+    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>>;
 
     /// The earliest time a due delivery becomes due (for the worker's sleep), if any.
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;

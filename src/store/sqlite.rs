@@ -100,6 +100,74 @@ const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
              AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
      ORDER BY d.next_attempt_at LIMIT 1";
 
+/// The rows of `report_published` (migration 0005) for the items `filter` selects
+/// (`"= $1"` for one item; `"IS NOT NULL"` for all): see `published_groups`.
+fn report_summary_select(filter: &str) -> String {
+    format!(
+        "WITH per AS (
+             SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
+             FROM deliveries
+             WHERE action = 'publish' AND delivered_at IS NOT NULL AND disclosure_id {filter}
+             GROUP BY disclosure_id, channel),
+         item AS (
+             SELECT disclosure_id,
+                 substr(MAX(printf('%010d', revision) || category), 11) AS category,
+                 substr(MIN(printf('%010d', revision) || formed_date), 11) AS formed_date,
+                 substr(MIN(CASE WHEN publish_date IS NOT NULL
+                            THEN printf('%010d', revision) || publish_date END), 11)
+                     AS publish_date
+             FROM disclosures
+             WHERE disclosure_id {filter}
+             GROUP BY disclosure_id),
+         joined AS (
+             SELECT p.disclosure_id, p.channel, p.kind, i.category, i.formed_date,
+                 i.publish_date, p.first_at,
+                 MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
+                 ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
+             FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
+         SELECT disclosure_id, channel, kind, category,
+             COALESCE(CAST(substr(publish_date, 1, 4) AS INTEGER),
+                      CAST(strftime('%Y', item_first_at / 1000 + 28800, 'unixepoch') AS INTEGER)),
+             formed_date,
+             date(first_at / 1000 + 28800, 'unixepoch'),
+             rn = 1
+         FROM joined"
+    )
+}
+
+const REPORT_SUMMARY_COLS: &str = "INSERT INTO report_published (disclosure_id, channel, kind, \
+     category, count_year, formed_date, delivered_on, is_primary) ";
+
+/// Rebuilds the whole report summary from the ledger (after a bulk load that bypassed the
+/// store, as the 1M benchmark does). Run it in one transaction.
+pub fn report_summary_rebuild_sql() -> String {
+    format!(
+        "DELETE FROM report_published; {REPORT_SUMMARY_COLS}{}",
+        report_summary_select("IS NOT NULL")
+    )
+}
+
+/// Recomputes one item's rows of the report summary, inside the caller's transaction.
+async fn refresh_report_item(
+    tx: &mut Transaction<'static, Sqlite>,
+    disclosure_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM report_published WHERE disclosure_id = $1")
+        .bind(disclosure_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| other(e, "refreshing the report summary"))?;
+    sqlx::query(&format!(
+        "{REPORT_SUMMARY_COLS}{}",
+        report_summary_select("= $1")
+    ))
+    .bind(disclosure_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| other(e, "refreshing the report summary"))?;
+    Ok(())
+}
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -385,6 +453,8 @@ impl Store for SqliteStore {
             .map_err(|e| other(e, format!("creating the delivery to {}", d.channel)))?;
             delivery_ids.push(id);
         }
+        // A new revision may change the item's category or publish date in the report.
+        refresh_report_item(&mut tx, &new.disclosure_id).await?;
         commit(tx).await?;
         Ok(IngestOutcome::Created { delivery_ids })
     }
@@ -814,6 +884,68 @@ impl Store for SqliteStore {
         Ok(results)
     }
 
+    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>> {
+        // SQLite-only: json_extract (PostgreSQL: `json::jsonb ->> 'doc_kind'`).
+        let rows = sqlx::query(
+            "WITH rev AS (
+                 SELECT disclosure_id, revision, MIN(delivered_at) AS rev_at
+                 FROM deliveries
+                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 GROUP BY disclosure_id, revision),
+             item AS (
+                 SELECT disclosure_id, MIN(rev_at) AS first_at FROM rev GROUP BY disclosure_id),
+             attrs AS (
+                 SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date,
+                     s.formed_date,
+                     json_extract(s.json, '$.art20_item') AS art20_item,
+                     json_extract(s.json, '$.doc_kind') AS doc_kind,
+                     json_extract(s.json, '$.validity') AS validity,
+                     json_extract(s.json, '$.replaces') AS replaces,
+                     json_extract(s.json, '$.valid_to') AS valid_to
+                 FROM disclosures s
+                 WHERE s.disclosure_id IN (SELECT disclosure_id FROM item))
+             SELECT a.*,
+                 date(i.first_at / 1000 + 28800, 'unixepoch') AS item_first_on,
+                 date(r.rev_at / 1000 + 28800, 'unixepoch') AS delivered_on
+             FROM attrs a
+             JOIN item i ON i.disclosure_id = a.disclosure_id
+             LEFT JOIN rev r ON r.disclosure_id = a.disclosure_id AND r.revision = a.revision
+             WHERE a.doc_kind IN ('规章', '行政规范性文件')
+                OR a.art20_item IN ('一', '五', '六', '八')
+                OR a.validity IN ('废止', '失效')
+                OR a.replaces IS NOT NULL
+             ORDER BY a.disclosure_id, a.revision",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "listing revisions for the report"))?;
+        rows.iter()
+            .map(|row| {
+                let formed: String = col(row, "formed_date")?;
+                let first: String = col(row, "item_first_on")?;
+                let delivered: Option<String> = col(row, "delivered_on")?;
+                let valid_to: Option<String> = col(row, "valid_to")?;
+                Ok(ReportRevision {
+                    disclosure_id: col(row, "disclosure_id")?,
+                    revision: col(row, "revision")?,
+                    title: col(row, "title")?,
+                    category: col(row, "category")?,
+                    publish_date: opt_date(row, "publish_date")?,
+                    formed_date: parse_date(&formed, "formed_date")?,
+                    item_first_delivered_on: parse_date(&first, "item_first_on")?,
+                    delivered_on: delivered
+                        .map(|d| parse_date(&d, "delivered_on"))
+                        .transpose()?,
+                    art20_item: col(row, "art20_item")?,
+                    doc_kind: col(row, "doc_kind")?,
+                    validity: col(row, "validity")?,
+                    replaces: col(row, "replaces")?,
+                    valid_to: valid_to.map(|d| parse_date(&d, "valid_to")).transpose()?,
+                })
+            })
+            .collect()
+    }
+
     async fn list_published(&self) -> StoreResult<Vec<PublishedRow>> {
         // The category is the latest revision's (a correction may fix it); the publish
         // date is the first one any revision gave.
@@ -848,37 +980,12 @@ impl Store for SqliteStore {
     }
 
     async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>> {
-        // Per-item attributes in one pass over `disclosures`: a zero-padded revision prefix
-        // makes MIN/MAX pick the first/latest revision's value without a correlated query.
+        // One scan of the covering index of the summary kept with the ledger (migration
+        // 0005): already in group order, so no sort and no temporary table.
         let rows = sqlx::query(
-            "WITH per AS (
-                 SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
-                 FROM deliveries
-                 WHERE action = 'publish' AND delivered_at IS NOT NULL
-                 GROUP BY disclosure_id, channel),
-             item AS (
-                 SELECT disclosure_id,
-                     substr(MAX(printf('%010d', revision) || category), 11) AS category,
-                     substr(MIN(printf('%010d', revision) || formed_date), 11) AS formed_date,
-                     substr(MIN(CASE WHEN publish_date IS NOT NULL
-                                THEN printf('%010d', revision) || publish_date END), 11)
-                         AS publish_date
-                 FROM disclosures
-                 GROUP BY disclosure_id),
-             joined AS (
-                 SELECT p.channel, p.kind, i.category, i.formed_date, i.publish_date, p.first_at,
-                     MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
-                     ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
-                 FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
-             SELECT channel, MAX(kind) AS kind, category,
-                 COALESCE(CAST(substr(publish_date, 1, 4) AS INTEGER),
-                          CAST(strftime('%Y', item_first_at / 1000 + 28800, 'unixepoch') AS INTEGER))
-                     AS count_year,
-                 formed_date,
-                 date(first_at / 1000 + 28800, 'unixepoch') AS delivered_on,
-                 rn = 1 AS is_primary,
-                 COUNT(*) AS items
-             FROM joined
+            "SELECT channel, MAX(kind) AS kind, category, count_year, formed_date, delivered_on,
+                 is_primary, COUNT(*) AS items
+             FROM report_published
              GROUP BY channel, category, count_year, formed_date, delivered_on, is_primary
              ORDER BY channel, category, count_year, formed_date, delivered_on, is_primary",
         )
@@ -1429,7 +1536,7 @@ async fn complete_in(
     // here because the instance that took the delivery over owns its state.
     let failed = match &completion.next {
         NextState::Delivered { remote_id, url } => {
-            sqlx::query(concat!(
+            let done = sqlx::query(concat!(
                 "UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
                          last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
                          next_attempt_at = NULL, updated_at = $5, ",
@@ -1444,6 +1551,19 @@ async fn complete_in(
             .execute(&mut **tx)
             .await
             .map_err(|e| other(e, "marking the delivery delivered"))?;
+            // The report summary follows the ledger in the same transaction.
+            if done.rows_affected() > 0 {
+                let item: Option<String> = sqlx::query_scalar(
+                    "SELECT disclosure_id FROM deliveries WHERE id = $1 AND action = 'publish'",
+                )
+                .bind(completion.delivery_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| other(e, "reading the delivered item"))?;
+                if let Some(id) = item {
+                    refresh_report_item(tx, &id).await?;
+                }
+            }
             None
         }
         NextState::Retry { at, error } => Some((DeliveryStatus::Retrying, Some(ms(*at)), error)),
