@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod console;
 mod crash;
 mod delivery;
 mod gate;

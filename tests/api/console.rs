@@ -1,0 +1,347 @@
+//! The operator console over real HTTP: sign-in, wrong password, lock-out, CSRF, roles, a
+//! retry from the console recorded with the operator's name, and the metrics listener.
+
+use gongkai::domain::{AttemptTrigger, DeliveryStatus};
+use gongkai::store::Role;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct-horse-battery";
+
+/// A browser-like client of the console: no redirects followed, the session cookie kept.
+pub struct Console {
+    pub base: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Console {
+    pub fn new(app: &TestApp) -> Console {
+        Console {
+            base: app.api.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    pub async fn sign_in(&mut self, name: &str, password: &str) -> reqwest::Response {
+        let r = self
+            .client
+            .post(format!("{}/console/login", self.base))
+            .form(&[("name", name), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        if let Some(c) = r.headers().get("set-cookie") {
+            let c = c.to_str().unwrap().to_string();
+            assert!(
+                c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+                "{c}"
+            );
+            self.cookie = Some(c.split(';').next().unwrap().to_string());
+        }
+        r
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.text().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.client.post(format!("{}{path}", self.base)).form(form);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The session's CSRF token, as every form of the page carries it.
+    pub async fn csrf(&self) -> String {
+        let html = self.page("/console").await;
+        let at = html
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        html[at..at + 64].to_string()
+    }
+}
+
+async fn with_operator(app: &TestApp, name: &str, role: Role) {
+    gongkai::console::auth::add_operator(app.ledger.store.as_ref(), name, PASSWORD, role)
+        .await
+        .unwrap();
+}
+
+/// A gov_site delivery that the platform refused until the retry budget ran out.
+async fn a_dead_delivery(app: &TestApp, id: &str) -> i64 {
+    app.fault(
+        json!({"path": "/gov_site/v1/disclosures", "count": 4, "status": 503,
+                     "body": "{\"code\":\"MAINTENANCE\",\"message\":\"平台维护中\"}"}),
+    )
+    .await;
+    app.post_disclosure(&disclosure(id, 1)).await;
+    app.run_worker_until_idle().await;
+    let d = &app.deliveries_of(id).await[0];
+    assert_eq!(d.status, DeliveryStatus::Dead);
+    d.id
+}
+
+#[tokio::test]
+async fn the_console_needs_a_sign_in_and_a_right_password() {
+    let app = spawn_app().await;
+    with_operator(&app, "张三", Role::Operator).await;
+    let mut c = Console::new(&app);
+
+    // Not signed in: to the sign-in page.
+    let r = c.get("/console").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
+
+    // A wrong password: refused, no cookie.
+    let r = c.sign_in("张三", "wrong-password-1").await;
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("用户名或密码错误"));
+    assert!(c.cookie.is_none());
+    // An unknown name reads the same.
+    let r = c.sign_in("李四", PASSWORD).await;
+    assert_eq!(r.status(), 401);
+
+    // The right one: a session, and the day's page.
+    let r = c.sign_in("张三", PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    let html = c.page("/console").await;
+    assert!(html.contains("张三（操作员）"), "{html}");
+    assert!(html.contains("的公开信息"));
+
+    // Signing out ends the session on the server.
+    let csrf = c.csrf().await;
+    let r = c.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(c.get("/console").await.status(), 303);
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_account() {
+    let app = spawn_app_with(|s| {
+        s.console.max_failed_sign_ins = 3;
+    })
+    .await;
+    with_operator(&app, "张三", Role::Operator).await;
+    let mut c = Console::new(&app);
+    for _ in 0..2 {
+        assert_eq!(c.sign_in("张三", "wrong-password-1").await.status(), 401);
+    }
+    let r = c.sign_in("张三", "wrong-password-1").await;
+    assert!(r.text().await.unwrap().contains("已锁定"));
+    // Locked: even the right password is refused now.
+    let r = c.sign_in("张三", PASSWORD).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("已锁定"));
+    assert!(c.cookie.is_none());
+    let op = app
+        .ledger
+        .store
+        .get_operator("张三")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(op.locked_until.is_some());
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused() {
+    let app = spawn_app().await;
+    let id = a_dead_delivery(&app, "zpmzj-2017-00801").await;
+    with_operator(&app, "张三", Role::Operator).await;
+    let mut c = Console::new(&app);
+    c.sign_in("张三", PASSWORD).await;
+
+    for form in [vec![], vec![("csrf", "0".repeat(64))]] {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = c
+            .post(&format!("/console/deliveries/{id}/retry"), &form)
+            .await;
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("安全令牌"));
+    }
+    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(d.status, DeliveryStatus::Dead, "nothing was retried");
+}
+
+#[tokio::test]
+async fn an_operator_without_the_right_cannot_withdraw() {
+    let app = spawn_app().await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00802", 1))
+        .await;
+    app.run_worker_until_idle().await;
+    with_operator(&app, "张三", Role::Operator).await;
+    let mut c = Console::new(&app);
+    c.sign_in("张三", PASSWORD).await;
+    let csrf = c.csrf().await;
+
+    let r = c
+        .get("/console/disclosures/zpmzj-2017-00802/withdraw")
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("需要管理员权限"));
+    let r = c
+        .post(
+            "/console/disclosures/zpmzj-2017-00802/withdraw",
+            &[("csrf", &csrf), ("reason", "试图撤回")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let d = app
+        .ledger
+        .store
+        .get_disclosure("zpmzj-2017-00802", None)
+        .await
+        .unwrap();
+    assert!(d.withdrawn_at.is_none());
+
+    // An admin can, after the confirmation page, and the ledger says who.
+    with_operator(&app, "王主任", Role::Admin).await;
+    let mut admin = Console::new(&app);
+    admin.sign_in("王主任", PASSWORD).await;
+    let page = admin
+        .page("/console/disclosures/zpmzj-2017-00802/withdraw")
+        .await;
+    assert!(page.contains("确认撤回"));
+    let csrf = admin.csrf().await;
+    let r = admin
+        .post(
+            "/console/disclosures/zpmzj-2017-00802/withdraw",
+            &[("csrf", &csrf), ("reason", "内容有误")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let d = app
+        .ledger
+        .store
+        .get_disclosure("zpmzj-2017-00802", None)
+        .await
+        .unwrap();
+    assert_eq!(d.withdrawn_by.as_deref(), Some("console:王主任"));
+    assert_eq!(d.withdraw_reason.as_deref(), Some("内容有误"));
+}
+
+#[tokio::test]
+async fn a_retry_from_the_console_delivers_a_dead_delivery_and_records_the_operator() {
+    let app = spawn_app().await;
+    let id = a_dead_delivery(&app, "zpmzj-2017-00803").await;
+    with_operator(&app, "张三", Role::Operator).await;
+    let mut c = Console::new(&app);
+    c.sign_in("张三", PASSWORD).await;
+
+    // The failure is on the list, with its chip, and its page says why in words.
+    let list = c.page("/console?date=all&status=dead").await;
+    assert!(list.contains("zpmzj-2017-00803"), "{list}");
+    assert!(list.contains("gov_site · 失败"));
+    let page = c.page(&format!("/console/deliveries/{id}")).await;
+    assert!(page.contains("对方服务器故障（HTTP 503）"), "{page}");
+    assert!(page.contains("平台维护中"));
+    assert!(page.contains("立即重试"));
+    // The exact content sent, escaped.
+    assert!(
+        page.contains("&lt;p&gt;") || page.contains("&quot;"),
+        "{page}"
+    );
+
+    let csrf = c.csrf().await;
+    let r = c
+        .post(
+            &format!("/console/deliveries/{id}/retry"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    app.run_worker_until_idle().await;
+
+    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    let attempts = app.attempts(id).await;
+    let last = attempts.last().unwrap();
+    assert_eq!(last.trigger, AttemptTrigger::Manual);
+    assert_eq!(last.requested_by.as_deref(), Some("console:张三"));
+    let page = c.page(&format!("/console/deliveries/{id}")).await;
+    assert!(page.contains("已送达"));
+    assert!(page.contains("手动重试（console:张三）"));
+}
+
+#[tokio::test]
+async fn retry_all_failed_of_a_channel_and_the_health_and_report_pages() {
+    let app = spawn_app().await;
+    let a = a_dead_delivery(&app, "zpmzj-2017-00804").await;
+    with_operator(&app, "张三", Role::Operator).await;
+    let mut c = Console::new(&app);
+    c.sign_in("张三", PASSWORD).await;
+    let health = c.page("/console/health").await;
+    assert!(health.contains("1 个投递失败"), "{health}");
+    let csrf = c.csrf().await;
+    let r = c
+        .post(
+            "/console/channels/gov_site/retry-failed",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    app.run_worker_until_idle().await;
+    assert_eq!(
+        app.ledger.store.get_delivery(a).await.unwrap().status,
+        DeliveryStatus::Delivered
+    );
+
+    let report = c.page("/console/report?year=2017").await;
+    assert!(report.contains("2017年政府信息主动公开情况"));
+    let csv = c.get("/console/report/download?year=2017&format=csv").await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("gongkai-report-2017.csv"));
+    assert!(csv.text().await.unwrap().contains("section,key,name"));
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_admin_listener_only() {
+    let app = spawn_app_with(|s| s.metrics.listen = Some("127.0.0.1:0".into())).await;
+    a_dead_delivery(&app, "zpmzj-2017-00805").await;
+    let metrics = app.metrics.clone().expect("a metrics listener");
+    let text = reqwest::get(format!("{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "gongkai_deliveries{channel=\"gov_site\",status=\"dead\"} 1",
+        "# TYPE gongkai_queue_depth gauge",
+        "gongkai_attempt_duration_seconds_bucket{channel=\"gov_site\",outcome=\"transient\",le=\"+Inf\"}",
+        "# TYPE gongkai_callback_request_duration_seconds histogram",
+        "# TYPE gongkai_wechat_token_refreshes_total counter",
+    ] {
+        assert!(text.contains(series), "missing {series} in\n{text}");
+    }
+    // Not on the API listener.
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
