@@ -371,14 +371,14 @@ fn outcome_label(o: AttemptOutcome) -> (&'static str, &'static str) {
 fn http_advice(status: i64) -> Option<String> {
     Some(match status {
         400 | 422 => "对方认为内容不合格：请看下方原始信息，修改公开件后以新版本提交".to_string(),
-        401 | 403 => "对方拒绝了身份验证：请核对该渠道配置中的 app_key 与签名密钥，改正后点「重试」".to_string(),
+        401 | 403 => "对方拒绝了身份验证：请核对该渠道配置中的 app_key 与签名密钥，改正后点「立即重试」".to_string(),
         404 => "对方地址不存在：请核对该渠道配置中的 base_url（接口地址）".to_string(),
         408 => "对方处理超时：系统会自动重试".to_string(),
         409 => "对方提示内容冲突（可能已存在同一稿件）：请到对方后台核对".to_string(),
         413 => "内容超过对方的大小限制：请精简正文或附件后以新版本提交".to_string(),
         429 => "对方限流：系统会按对方要求稍后自动重试，无需操作".to_string(),
         500..=599 => format!(
-            "对方服务器故障（HTTP {status}）：系统会自动重试；若已停止重试，请确认对方恢复后点「重试」"
+            "对方服务器故障（HTTP {status}）：系统会自动重试；若已停止重试，请确认对方恢复后点「立即重试」"
         ),
         _ => return None,
     })
