@@ -280,6 +280,10 @@ async fn a_retry_from_the_console_delivers_a_dead_delivery_and_records_the_opera
     let page = c.page(&format!("/console/deliveries/{id}")).await;
     assert!(page.contains("已送达"));
     assert!(page.contains("手动重试（console:张三）"));
+    // The remote link: the article on the website.
+    let url = d.url.clone().expect("the platform's URL of the article");
+    let escaped = url.replace('/', "&#x2f;");
+    assert!(page.contains(&format!("href=\"{escaped}\"")), "{page}");
 }
 
 #[tokio::test]
@@ -344,4 +348,66 @@ async fn metrics_are_served_on_the_admin_listener_only() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+#[test]
+fn operator_accounts_are_added_listed_and_disabled_from_the_command_line() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(spawn_app());
+    let config = app.config_path.to_str().unwrap().to_string();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = run(
+        &[
+            "operator",
+            "add",
+            "王五",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("a-long-password-42\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Too short a password is refused.
+    let out = run(
+        &["operator", "add", "赵六", "--password-stdin"],
+        Some("short\n"),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("密码至少"));
+
+    let out = run(&["operator", "list"], None);
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(list.contains("王五\t管理员\t正常"), "{list}");
+
+    rt.block_on(async {
+        let mut c = Console::new(&app);
+        assert_eq!(c.sign_in("王五", "a-long-password-42").await.status(), 303);
+        assert_eq!(c.get("/console").await.status(), 200);
+        let out = run(&["operator", "disable", "王五"], None);
+        assert!(out.status.success());
+        // Disabling ends the session at once.
+        assert_eq!(c.get("/console").await.status(), 303);
+    });
+    drop(app);
 }
