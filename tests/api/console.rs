@@ -411,3 +411,100 @@ fn operator_accounts_are_added_listed_and_disabled_from_the_command_line() {
     });
     drop(app);
 }
+
+/// The README's walk-through: `demo --with-failures` leaves one dead delivery and an
+/// account; signing in with the printed credentials, the clerk finds it, reads why, retries
+/// it, sees it delivered and downloads the 2017 report; Ctrl-C ends the demo cleanly.
+#[test]
+fn the_demo_with_failures_walk_through_works_from_the_printed_credentials() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["demo", "--with-failures", "--keep"])
+        .arg(dir.path().join("demo"))
+        .env_remove("GONGKAI_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut url, mut password) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("7. 操作台：") {
+            url = rest.trim_end_matches("/console").to_string();
+        }
+        if let Some(rest) = line.trim().strip_prefix("密码：") {
+            password = rest.trim().to_string();
+        }
+        if line.contains("按 Ctrl-C 结束") {
+            break;
+        }
+    }
+    assert!(
+        !url.is_empty() && !password.is_empty(),
+        "credentials printed"
+    );
+    // Keep draining the demo's output so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = Console {
+            base: url.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        };
+        assert_eq!(c.sign_in("demo", &password).await.status(), 303);
+        let list = c.page("/console?date=all&status=dead").await;
+        let needle = "class=\"chip dead\" href=\"/console/deliveries/";
+        let at = list.find(needle).expect("a dead chip") + needle.len();
+        let id: String = list[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let page = c.page(&format!("/console/deliveries/{id}")).await;
+        assert!(page.contains("HTTP 503"), "{page}");
+        assert!(page.contains("平台维护中"));
+        let csrf = c.csrf().await;
+        let r = c
+            .post(
+                &format!("/console/deliveries/{id}/retry"),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+        // The demo's own worker delivers it.
+        let started = std::time::Instant::now();
+        loop {
+            let page = c.page(&format!("/console/deliveries/{id}")).await;
+            if page.contains("id=\"state\">已送达") {
+                assert!(page.contains("手动重试（console:demo）"));
+                break;
+            }
+            assert!(started.elapsed().as_secs() < 30, "not delivered: {page}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let csv = c.get("/console/report/download?year=2017&format=csv").await;
+        assert_eq!(csv.status(), 200);
+        assert!(csv
+            .text()
+            .await
+            .unwrap()
+            .contains("total,total,主动公开信息数,23,"));
+    });
+
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the demo ends cleanly on Ctrl-C: {status}"
+    );
+}
