@@ -154,6 +154,44 @@ impl Registry {
     }
 }
 
+/// Middleware on the API router: times every request under `/wechat/{channel}/…` (the WeChat
+/// callback, whatever its routes become) and counts it by channel and answered status. A
+/// name that is not a configured channel is counted as "unknown", so that made-up URLs
+/// cannot grow the number of series.
+pub async fn track_wechat_callbacks(
+    axum::extract::State(state): axum::extract::State<crate::http::AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let channel = request
+        .uri()
+        .path()
+        .strip_prefix("/wechat/")
+        .map(|rest| rest.split('/').next().unwrap_or_default().to_string());
+    let Some(channel) = channel else {
+        return next.run(request).await;
+    };
+    let channel = if state
+        .ledger
+        .settings
+        .channels
+        .channels
+        .contains_key(&channel)
+    {
+        channel
+    } else {
+        "unknown".to_string()
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    global().observe_callback(
+        &channel,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");

@@ -58,6 +58,10 @@ pub fn router(state: AppState) -> Router {
             get(wechat_echo).post(wechat_push),
         )
         .nest("/api/v1", api)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track_wechat_callbacks,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -324,6 +324,17 @@ async fn retry_all_failed_of_a_channel_and_the_health_and_report_pages() {
 async fn metrics_are_served_on_the_admin_listener_only() {
     let app = spawn_app_with(|s| s.metrics.listen = Some("127.0.0.1:0".into())).await;
     a_dead_delivery(&app, "zpmzj-2017-00805").await;
+    // A (badly signed) request to a WeChat callback URL is counted.
+    let r = app
+        .client
+        .get(format!(
+            "{}/wechat/no_such_channel/callback?signature=x&timestamp=1&nonce=2",
+            app.api
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let metrics = app.metrics.clone().expect("a metrics listener");
     let text = reqwest::get(format!("{metrics}/metrics"))
         .await
@@ -336,6 +347,7 @@ async fn metrics_are_served_on_the_admin_listener_only() {
         "# TYPE gongkai_queue_depth gauge",
         "gongkai_attempt_duration_seconds_bucket{channel=\"gov_site\",outcome=\"transient\",le=\"+Inf\"}",
         "# TYPE gongkai_callback_request_duration_seconds histogram",
+        "gongkai_callback_request_duration_seconds_count{channel=\"unknown\",status=\"403\"}",
         "# TYPE gongkai_wechat_token_refreshes_total counter",
     ] {
         assert!(text.contains(series), "missing {series} in\n{text}");
