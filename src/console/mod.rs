@@ -54,6 +54,9 @@ fn env() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+        env.add_filter("channel_label", |kind: String| {
+            report::channel_label(&kind).to_string()
+        });
         for (name, src) in [
             (
                 "base.html.j2",

@@ -311,6 +311,7 @@ async fn retry_all_failed_of_a_channel_and_the_health_and_report_pages() {
 
     let report = c.page("/console/report?year=2017").await;
     assert!(report.contains("2017年政府信息主动公开情况"));
+    assert!(report.contains("gov_site（政府网站）"), "{report}");
     let csv = c.get("/console/report/download?year=2017&format=csv").await;
     assert_eq!(csv.status(), 200);
     assert!(csv.headers()["content-disposition"]
@@ -519,4 +520,19 @@ fn the_demo_with_failures_walk_through_works_from_the_printed_credentials() {
         status.success(),
         "the demo ends cleanly on Ctrl-C: {status}"
     );
+}
+
+#[tokio::test]
+async fn the_health_page_shows_the_led_controller() {
+    let app = spawn_app_with_led().await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00806", 1))
+        .await;
+    app.run_worker_until_idle().await;
+    with_operator(&app, "张三", Role::Operator).await;
+    let mut c = Console::new(&app);
+    c.sign_in("张三", PASSWORD).await;
+    let health = c.page("/console/health").await;
+    assert!(health.contains("hall_led"), "{health}");
+    assert!(health.contains("LED屏"));
+    assert!(health.contains("LED 控制卡"), "{health}");
 }

@@ -234,6 +234,18 @@ async fn a_clerk_finds_and_retries_a_dead_delivery(c: &Client) {
     assert!(source.contains("手动重试（console:张三）"));
     screenshot(c, "console-delivery-delivered.png").await;
 
+    // Channel health and the year report, for the record.
+    c.goto(&format!("{}/console/health", app.api))
+        .await
+        .unwrap();
+    assert!(text_of(c, "main h1").await.contains("渠道状态"));
+    screenshot(c, "console-health.png").await;
+    c.goto(&format!("{}/console/report?year=2017", app.api))
+        .await
+        .unwrap();
+    assert!(text_of(c, "main h1").await.contains("2017年"));
+    screenshot(c, "console-report.png").await;
+
     // The same page on a phone.
     c.set_window_size(390, 844).await.unwrap();
     c.goto(&format!("{}/console", app.api)).await.unwrap();
