@@ -22,6 +22,8 @@ use crate::store;
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// The admin listener of `/metrics` (`[metrics] listen`), if configured.
+    metrics: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     worker: Arc<Worker>,
 }
@@ -65,9 +67,20 @@ impl Application {
             .await
             .with_context(|| format!("监听 {}（server.listen）", settings.server.listen))?;
         let addr = listener.local_addr()?;
+        let metrics = match &settings.metrics.listen {
+            Some(l) => {
+                let m = TcpListener::bind(l)
+                    .await
+                    .with_context(|| format!("监听 {l}（metrics.listen）"))?;
+                let a = m.local_addr()?;
+                Some((m, a))
+            }
+            None => None,
+        };
         Ok(Application {
             listener,
             addr,
+            metrics,
             state: AppState {
                 ledger,
                 token: Some(token),
@@ -80,6 +93,11 @@ impl Application {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the `/metrics` listener, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, a)| *a)
     }
 
     pub fn port(&self) -> u16 {
@@ -135,6 +153,22 @@ impl Application {
                 crate::channel::wechat::STALENESS_LOG_EVERY,
                 stop_rx.clone(),
             ));
+        }
+        // Prometheus metrics on their own (admin) listener; a failure there only logs.
+        if let Some((listener, addr)) = self.metrics {
+            let mut metrics_stop = stop_rx.clone();
+            let app = crate::http::metrics_router(self.state.ledger.clone());
+            tracing::info!(listen = %addr, "metrics listening");
+            tokio::spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = metrics_stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error.message = %e, "metrics listener stopped");
+                }
+            });
         }
         let mut http_stop = stop_rx.clone();
         let server = axum::serve(self.listener, router(self.state))

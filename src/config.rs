@@ -34,6 +34,10 @@ pub struct Settings {
     pub gate: GateSettings,
     /// The WeChat callback (issue 4): path, AES key, budget, menu.
     pub wechat_callback: crate::wechat_callback::config::WechatCallbackSettings,
+    /// The operator console at `/console` (issue 8).
+    pub console: ConsoleSettings,
+    /// Prometheus `/metrics` on a separate admin listener (issue 8).
+    pub metrics: MetricsSettings,
     /// The folder of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -57,6 +61,8 @@ impl Default for Settings {
             calendar: CalendarSettings::default(),
             gate: GateSettings::default(),
             wechat_callback: Default::default(),
+            console: ConsoleSettings::default(),
+            metrics: MetricsSettings::default(),
             base_dir: PathBuf::from("."),
             channels: ChannelSettings::default(),
         }
@@ -88,6 +94,45 @@ pub struct ApiSettings {
     pub token_env: Option<String>,
     /// Or a file holding it (not committed; relative to the config folder).
     pub token_file: Option<PathBuf>,
+}
+
+/// The operator console (issue 8).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// Serve `/console` on the API listener.
+    pub enabled: bool,
+    /// Always mark the session cookie `Secure` (it is also marked when the request came
+    /// through a TLS proxy that sets `X-Forwarded-Proto: https`).
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Consecutive wrong passwords that lock an account.
+    pub max_failed_sign_ins: u32,
+    /// How long a locked account stays locked.
+    #[serde(with = "humantime_serde")]
+    pub lockout: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            enabled: true,
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(8 * 3600),
+            max_failed_sign_ins: 5,
+            lockout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Prometheus metrics on their own listener (issue 8).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Address of the admin listener that serves only `/metrics`; off when absent.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -683,6 +728,19 @@ impl Settings {
                 "server.listen = {:?}：不是有效的监听地址（应如 127.0.0.1:8080）",
                 self.server.listen
             ));
+        }
+        if let Some(l) = &self.metrics.listen {
+            if l.parse::<SocketAddr>().is_err() {
+                p.push(format!(
+                    "metrics.listen = {l:?}：不是有效的监听地址（应如 127.0.0.1:9464）"
+                ));
+            }
+        }
+        if self.console.max_failed_sign_ins == 0 {
+            p.push("console.max_failed_sign_ins：必须至少为 1".into());
+        }
+        if self.console.session_ttl < Duration::from_secs(60) {
+            p.push("console.session_ttl：至少 1m".into());
         }
         if self.server.max_body_bytes == 0 {
             p.push("server.max_body_bytes：必须大于 0".into());

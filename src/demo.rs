@@ -25,6 +25,10 @@ static EXAMPLES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/disclosure
 const DEMO_APP_KEY: &str = "zpmzj";
 const DEMO_APPID: &str = "wx0000000000demo0";
 const DEMO_YEAR: i32 = 2017;
+/// Attempts of the injected outage (and the demo's `retry.max_attempts` with failures).
+const FAULT_ATTEMPTS: u32 = 3;
+/// The demo operator of `--with-failures`.
+const DEMO_OPERATOR: &str = "demo";
 
 /// The bundled example disclosures, sorted by file name: (file name, JSON).
 pub fn examples() -> Vec<(&'static str, &'static [u8])> {
@@ -169,7 +173,7 @@ fn lay_out_inner(
     Ok(path)
 }
 
-pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
+pub async fn run(keep: Option<&Path>, with_failures: bool) -> anyhow::Result<()> {
     let tmp;
     let dir: PathBuf = match keep {
         Some(d) => {
@@ -240,7 +244,12 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
             crate::applications::template_toml(true, false)
         ),
     )?;
-    let settings = Settings::load(&config)?;
+    let mut settings = Settings::load(&config)?;
+    if with_failures {
+        // Retries in seconds, so the injected outage turns the delivery dead at once.
+        settings.retry.schedule = vec![Duration::from_secs(1), Duration::from_secs(2)];
+        settings.retry.max_attempts = FAULT_ATTEMPTS;
+    }
     let app = Application::build(settings).await?;
     let api = format!("http://{}", app.addr());
     let ledger = app.ledger();
@@ -384,6 +393,13 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
     println!("\n5. {DEMO_YEAR} 年主动公开统计：\n");
     println!("{}", report::to_markdown(&r));
 
+    if with_failures {
+        leave_a_failure(&client, &api, &token, &sandbox, &ledger).await?;
+        console_walkthrough(&ledger, &api).await?;
+        let mut stop = crate::app::shutdown_signal();
+        let _ = stop.wait_for(|s| *s).await;
+    }
+
     let _ = stop_tx.send(true);
     daemon.await.context("守护进程")??;
     sandbox.shutdown().await;
@@ -408,5 +424,102 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
         anyhow::bail!("演示未全部成功：有投递未送达或平台收到重复提交");
     }
     println!("演示完成：全部 {} 个投递均已送达。", rows.len());
+    Ok(())
+}
+
+/// `--with-failures`: the website platform goes down (HTTP 503) for every attempt of one
+/// more disclosure, dated today, which then ends dead on `gov_site` (and delivered on the
+/// screen). The platform is back right after, so an operator's retry delivers it.
+async fn leave_a_failure(
+    client: &reqwest::Client,
+    api: &str,
+    token: &str,
+    sandbox: &sandbox::SandboxHandle,
+    ledger: &crate::delivery::Ledger,
+) -> anyhow::Result<()> {
+    let fault = serde_json::json!({
+        "path": "/gov_site/v1/disclosures",
+        "method": "POST",
+        "count": FAULT_ATTEMPTS,
+        "status": 503,
+        "body": "{\"code\":\"MAINTENANCE\",\"message\":\"平台维护中，请稍后再试\"}"
+    });
+    client
+        .post(format!("{}/_sandbox/faults", sandbox.base_url()))
+        .json(&fault)
+        .send()
+        .await?
+        .error_for_status()
+        .context("向网站平台仿真注入故障")?;
+    let (_, first) = examples().into_iter().next().context("没有内置示例")?;
+    let mut d: serde_json::Value = serde_json::from_slice(first)?;
+    let today = crate::console::views::today(chrono::Utc::now());
+    let id = format!("zpmzj-{}-90001", today.format("%Y"));
+    d["disclosure_id"] = id.clone().into();
+    d["title"] = "关于市民政局服务大厅调整办公时间的通知".into();
+    d["short_title"] = "服务大厅调整办公时间".into();
+    d["index_no"] = format!("003781234/{}-90001", today.format("%Y")).into();
+    d["formed_date"] = today.format("%Y-%m-%d").to_string().into();
+    d["publish_date"] = today.format("%Y-%m-%d").to_string().into();
+    d["abstract"] = "服务大厅自下周一起调整办公时间。".into();
+    let body =
+        "<p>自下周一起，市民政局服务大厅办公时间调整为：上午8:00—12:00，下午14:30—17:30。</p>";
+    d["body_html"] = body.into();
+    // The approval covers the body: its hash as the reviewer saw it.
+    d["review"]["content_sha256"] = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(body.as_bytes())).into()
+    };
+    if let Some(obj) = d.as_object_mut() {
+        obj.remove("attachments");
+    }
+    let resp = client
+        .post(format!("{api}/api/v1/disclosures"))
+        .bearer_auth(token)
+        .json(&d)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        anyhow::bail!("提交演示故障公开件被拒绝：{text}");
+    }
+    let started = Instant::now();
+    loop {
+        let rows = ledger
+            .store
+            .list_deliveries(&DeliveryFilter {
+                disclosure_id: Some(id.clone()),
+                channel: Some("gov_site".into()),
+                ..DeliveryFilter::default()
+            })
+            .await?;
+        if rows.iter().any(|r| r.status == DeliveryStatus::Dead) {
+            println!("\n6. 故障注入：网站平台连续 {FAULT_ATTEMPTS} 次返回 503（维护中），{id} 投递网站失败（已停止自动重试）。");
+            println!("   平台现已恢复：请在操作台中找到这个失败投递，查看原因并点「立即重试」。");
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "故障注入后 60 秒内投递未变为失败"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Creates the demo operator (an admin, with a fresh random password) and prints how to sign in.
+async fn console_walkthrough(ledger: &crate::delivery::Ledger, api: &str) -> anyhow::Result<()> {
+    let password = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    crate::console::auth::add_operator(
+        ledger.store.as_ref(),
+        DEMO_OPERATOR,
+        &password,
+        crate::store::Role::Admin,
+    )
+    .await?;
+    println!("\n7. 操作台：{api}/console");
+    println!("   用户名：{DEMO_OPERATOR}");
+    println!("   密码：  {password}");
+    println!("   年度报告：{api}/console/report?year={DEMO_YEAR}");
+    println!("   服务持续运行，按 Ctrl-C 结束。");
     Ok(())
 }

@@ -1066,3 +1066,134 @@ async fn claiming_and_completing_keeps_up_with_thousands_of_deliveries_a_second(
     );
     assert_eq!(done, 20_000);
 }
+
+/// The operator console's part of the store (issue 8): accounts, the lock-out, sessions
+/// (expiry, disabled accounts) and the day list. Generic over `Store`, like `story`.
+async fn operator_story(store: Arc<dyn Store>) {
+    use gongkai::store::{DisclosureQuery, NewOperator, NewSession, Role, StoreError};
+    let t0 = Utc::now();
+    let new = NewOperator {
+        name: "张三".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        role: Role::Admin,
+    };
+    store.create_operator(&new, t0).await.unwrap();
+    assert!(matches!(
+        store.create_operator(&new, t0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let op = store.get_operator("张三").await.unwrap().unwrap();
+    assert_eq!(op.role, Role::Admin);
+    assert!(!op.disabled);
+    assert!(store.get_operator("nobody").await.unwrap().is_none());
+
+    // Three failures lock for 15 minutes and start the count again; a success resets.
+    let lock = Duration::from_secs(900);
+    assert_eq!(
+        store
+            .record_failed_sign_in("张三", t0, 3, lock)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .record_failed_sign_in("张三", t0, 3, lock)
+            .await
+            .unwrap(),
+        None
+    );
+    let until = store
+        .record_failed_sign_in("张三", t0, 3, lock)
+        .await
+        .unwrap()
+        .expect("the third failure locks");
+    assert_eq!(
+        until.timestamp(),
+        (t0 + chrono::Duration::minutes(15)).timestamp()
+    );
+    let op = store.get_operator("张三").await.unwrap().unwrap();
+    assert_eq!(op.failed_sign_ins, 0);
+    assert!(op.locked_until.is_some());
+    store.record_sign_in("张三", t0).await.unwrap();
+    let op = store.get_operator("张三").await.unwrap().unwrap();
+    assert!(op.locked_until.is_none() && op.last_sign_in_at.is_some());
+
+    // Sessions: found while unexpired, gone after expiry, on sign-out and when disabled.
+    let session = |id: &str, ttl_min: i64| NewSession {
+        id_sha256: id.into(),
+        operator: "张三".into(),
+        csrf_token: "c".repeat(64),
+        created_at: t0,
+        expires_at: t0 + chrono::Duration::minutes(ttl_min),
+    };
+    store.create_session(&session("s1", 60)).await.unwrap();
+    store.create_session(&session("s2", 60)).await.unwrap();
+    let s = store.get_session("s1", t0).await.unwrap().unwrap();
+    assert_eq!((s.operator.as_str(), s.role), ("张三", Role::Admin));
+    assert!(store
+        .get_session("s1", t0 + chrono::Duration::minutes(61))
+        .await
+        .unwrap()
+        .is_none());
+    store.delete_session("s1").await.unwrap();
+    assert!(store.get_session("s1", t0).await.unwrap().is_none());
+    store.set_operator_disabled("张三", true).await.unwrap();
+    assert!(store.get_session("s2", t0).await.unwrap().is_none());
+    assert!(matches!(
+        store.set_operator_disabled("nobody", true).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.list_operators().await.unwrap().len(), 1);
+
+    // The day list: latest revision, by received time, text and ids.
+    ingest(
+        &store,
+        revision("zpmzj-2017-00001", 1, "甲"),
+        &["gov_site"],
+        t0,
+    )
+    .await;
+    ingest(
+        &store,
+        revision("zpmzj-2017-00002", 1, "乙"),
+        &["gov_site"],
+        t0,
+    )
+    .await;
+    let all = store
+        .list_disclosures(&DisclosureQuery {
+            limit: 10,
+            ..DisclosureQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let one = store
+        .list_disclosures(&DisclosureQuery {
+            text: Some("00002".into()),
+            received_from: Some(t0 - chrono::Duration::minutes(1)),
+            limit: 10,
+            ..DisclosureQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].disclosure_id, "zpmzj-2017-00002");
+    let counts = store.count_deliveries().await.unwrap();
+    assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 2);
+    assert_eq!(
+        store
+            .count_due(t0 + chrono::Duration::minutes(1))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(store.last_delivered().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn operator_accounts_sessions_and_the_day_list_hold_on_sqlite() {
+    let (_dir, store) = fresh_store().await;
+    operator_story(store).await;
+}

@@ -446,9 +446,11 @@ impl Wechat {
                             .await
                             .map_err(store_err)?;
                         tracing::info!(channel = %self.name, appid = %self.cfg.appid, expires_in, "WeChat access_token refreshed");
+                        crate::metrics::global().count_token_refresh(&self.cfg.appid, true);
                         return Ok(tok);
                     }
                     Err(e) => {
+                        crate::metrics::global().count_token_refresh(&self.cfg.appid, false);
                         let _ = store
                             .unlock_wechat_token_refresh(&self.cfg.appid, &self.holder)
                             .await;

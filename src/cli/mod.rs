@@ -102,12 +102,42 @@ pub enum Command {
         #[arg(long = "app")]
         apps: Vec<String>,
     },
+    /// 操作台账号：add 新建 / list 列出 / disable 停用 / manage operator-console accounts
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// 演示：用内置示例（2017年漳平市民政局 23 条）跑完整流程 / run the whole flow on bundled data
     Demo {
         /// 保留数据库与配置到该目录，之后可用 --config DIR/config.toml 查看
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// 注入一次网站平台故障，留下一个失败投递；创建演示操作员并保持运行，供在操作台中处理（Ctrl-C 结束）
+        #[arg(long)]
+        with_failures: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// 新建操作台账号（交互输入密码，或 --password-stdin 从标准输入读取）
+    Add {
+        name: String,
+        /// 角色：operator（可重试）或 admin（还可撤回）
+        #[arg(long, value_enum, default_value_t = OperatorRole::Operator)]
+        role: OperatorRole,
+        /// 从标准输入读取密码（第一行），用于脚本
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// 列出操作台账号
+    List,
+    /// 停用账号（立即结束其登录会话）
+    Disable { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OperatorRole {
+    Operator,
+    Admin,
 }
 
 #[derive(Debug, Args)]
@@ -232,7 +262,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             led_listen,
             apps,
         } => ops::sandbox(&cli.config, listen, led_listen, &apps).await,
-        Command::Demo { keep } => crate::demo::run(keep.as_deref()).await,
+        Command::Demo {
+            keep,
+            with_failures,
+        } => crate::demo::run(keep.as_deref(), with_failures).await,
+        Command::Operator(cmd) => ops::operator(&cli.config, cmd).await,
     }
 }
 

@@ -576,3 +576,69 @@ pub async fn sandbox(
     );
     sandbox::run(listen, led_listen, cfg).await
 }
+
+/// `gongkai operator add|list|disable`: operator-console accounts, in the store.
+pub async fn operator(config: &Path, cmd: super::OperatorCommand) -> anyhow::Result<()> {
+    use super::{OperatorCommand, OperatorRole};
+    use crate::store::Role;
+    let ledger = ledger(config).await?;
+    let store = ledger.store.as_ref();
+    match cmd {
+        OperatorCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("读取标准输入")?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                let p1 = rpassword::prompt_password(format!("为 {name} 设置密码："))
+                    .context("读取密码")?;
+                let p2 = rpassword::prompt_password("再输入一次：").context("读取密码")?;
+                anyhow::ensure!(p1 == p2, "两次输入的密码不一致");
+                p1
+            };
+            let role = match role {
+                OperatorRole::Operator => Role::Operator,
+                OperatorRole::Admin => Role::Admin,
+            };
+            crate::console::auth::add_operator(store, &name, &password, role).await?;
+            println!("已创建操作台账号 {name}（{}）", role.label());
+            Ok(())
+        }
+        OperatorCommand::List => {
+            let rows = store.list_operators().await?;
+            if rows.is_empty() {
+                println!("还没有操作台账号（用 gongkai operator add 姓名 创建）");
+            }
+            for o in rows {
+                let state = if o.disabled {
+                    "已停用".to_string()
+                } else if o.locked_until.is_some_and(|t| t > Utc::now()) {
+                    "已锁定".to_string()
+                } else {
+                    "正常".to_string()
+                };
+                println!(
+                    "{}\t{}\t{}\t最近登录 {}",
+                    o.name,
+                    o.role.label(),
+                    state,
+                    o.last_sign_in_at
+                        .map(crate::console::views::china_time)
+                        .unwrap_or_else(|| "—".to_string())
+                );
+            }
+            Ok(())
+        }
+        OperatorCommand::Disable { name } => {
+            store.set_operator_disabled(&name, true).await?;
+            println!("已停用 {name}，其登录已失效");
+            Ok(())
+        }
+    }
+}

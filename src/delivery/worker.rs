@@ -325,6 +325,11 @@ impl Worker {
                 .or(error.as_ref().map(|e| truncate(&e.detail, 2000))),
             remote_id: receipt.as_ref().and_then(|r| r.remote_id.clone()),
         };
+        crate::metrics::global().observe_attempt(
+            &c.delivery.channel,
+            outcome.as_str(),
+            (finished - started).num_milliseconds().max(0) as f64 / 1000.0,
+        );
         let o = match &next {
             NextState::Delivered { .. } => Outcome::Delivered,
             NextState::Retry { .. } | NextState::Awaiting { .. } => Outcome::WillRetry,

@@ -45,12 +45,23 @@ pub fn router(state: AppState) -> Router {
         .route("/report", get(year_report))
         .route("/screens", get(list_screens))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // The operator console (issue 8): its own module, merged here.
+    let console = if state.ledger.settings.console.enabled {
+        crate::console::router()
+    } else {
+        Router::new()
+    };
     Router::new()
+        .merge(console)
         .route("/healthz", get(|| async { "ok" }))
         // Read by the hall's player software: no bearer token, like a public page.
         .route("/led/{screen}/feed", get(led_feed))
         .merge(wechat_routes(&state))
         .nest("/api/v1", api)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track_wechat_callbacks,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -244,7 +255,7 @@ async fn require_token(
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -553,4 +564,30 @@ async fn led_feed(
         body,
     )
         .into_response())
+}
+
+/// The admin listener's router: only `GET /metrics` (Prometheus text format).
+pub fn metrics_router(ledger: Arc<Ledger>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let ledger = ledger.clone();
+            async move {
+                match crate::metrics::global()
+                    .render(ledger.store.as_ref(), chrono::Utc::now())
+                    .await
+                {
+                    Ok(text) => (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    )
+                        .into_response(),
+                    Err(e) => ApiError::from(e).into_response(),
+                }
+            }
+        }),
+    )
 }

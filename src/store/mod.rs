@@ -8,7 +8,14 @@
 //! only under a claim (`claimed_by`, `claim_token`, `claimed_until`); a claim whose lease
 //! expired (the instance died) is taken over, and the lost attempt is written down.
 
+pub mod console;
 pub mod sqlite;
+mod sqlite_console;
+
+pub use console::{
+    DeliveryCount, DisclosureQuery, LastDelivered, NewOperator, NewSession, OperatorRow, Role,
+    SessionRow,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -479,6 +486,57 @@ pub trait Store: Send + Sync + 'static {
         appid: &str,
         publish_id: &str,
     ) -> StoreResult<Option<WechatPublishEvent>>;
+
+    // ---- operator console (issue 8): accounts, sessions, lists and counts ----
+
+    /// Creates an operator account; `Conflict` when the name is taken.
+    async fn create_operator(&self, new: &NewOperator, now: DateTime<Utc>) -> StoreResult<()>;
+
+    async fn get_operator(&self, name: &str) -> StoreResult<Option<OperatorRow>>;
+
+    async fn list_operators(&self) -> StoreResult<Vec<OperatorRow>>;
+
+    /// Disables (or enables again) an account; disabling ends its sessions. `NotFound` for
+    /// an unknown name.
+    async fn set_operator_disabled(&self, name: &str, disabled: bool) -> StoreResult<()>;
+
+    /// Counts a failed sign-in of an existing account, in one transaction: at
+    /// `max_failures` consecutive failures the account is locked until `now + lock_for`
+    /// and the count starts again. Returns the lock's end when this failure locked it.
+    async fn record_failed_sign_in(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lock_for: Duration,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// A successful sign-in: resets the failure count and the lock.
+    async fn record_sign_in(&self, name: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Stores a session (and drops expired ones).
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+
+    /// The session with this id hash, if it has not expired and its account is enabled.
+    async fn get_session(
+        &self,
+        id_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRow>>;
+
+    async fn delete_session(&self, id_sha256: &str) -> StoreResult<()>;
+
+    /// The latest revision of each disclosure that matches, newest received first.
+    async fn list_disclosures(&self, q: &DisclosureQuery) -> StoreResult<Vec<StoredDisclosure>>;
+
+    /// Deliveries per channel and status (every action), counted in the database.
+    async fn count_deliveries(&self) -> StoreResult<Vec<DeliveryCount>>;
+
+    /// The last time each channel delivered a publish delivery.
+    async fn last_delivered(&self) -> StoreResult<Vec<LastDelivered>>;
+
+    /// Deliveries due at `now` (`pending`/`retrying` whose time has come): the queue depth.
+    async fn count_due(&self, now: DateTime<Utc>) -> StoreResult<i64>;
 
     // ---- WeChat callback (issue 4): retries answered once, search over what is published ----
 

@@ -169,8 +169,8 @@ async fn refresh_report_item(
 }
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(super) writer: SqlitePool,
+    pub(super) reader: SqlitePool,
     /// Completions and payloads of concurrent attempts, committed together (group commit).
     group: mpsc::Sender<GroupedWrite>,
 }
@@ -314,7 +314,7 @@ impl SqliteStore {
         })
     }
 
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    pub(super) async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         begin_write(&self.writer).await
     }
 
@@ -1290,6 +1290,72 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+
+    // ---- operator console: one-line delegations to `sqlite_console.rs` ----
+
+    async fn create_operator(&self, new: &NewOperator, now: DateTime<Utc>) -> StoreResult<()> {
+        self.console_create_operator(new, now).await
+    }
+
+    async fn get_operator(&self, name: &str) -> StoreResult<Option<OperatorRow>> {
+        self.console_get_operator(name).await
+    }
+
+    async fn list_operators(&self) -> StoreResult<Vec<OperatorRow>> {
+        self.console_list_operators().await
+    }
+
+    async fn set_operator_disabled(&self, name: &str, disabled: bool) -> StoreResult<()> {
+        self.console_set_operator_disabled(name, disabled).await
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lock_for: Duration,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        self.console_record_failed_sign_in(name, now, max_failures, lock_for)
+            .await
+    }
+
+    async fn record_sign_in(&self, name: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.console_record_sign_in(name, now).await
+    }
+
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        self.console_create_session(session).await
+    }
+
+    async fn get_session(
+        &self,
+        id_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRow>> {
+        self.console_get_session(id_sha256, now).await
+    }
+
+    async fn delete_session(&self, id_sha256: &str) -> StoreResult<()> {
+        self.console_delete_session(id_sha256).await
+    }
+
+    async fn list_disclosures(&self, q: &DisclosureQuery) -> StoreResult<Vec<StoredDisclosure>> {
+        self.console_list_disclosures(q).await
+    }
+
+    async fn count_deliveries(&self) -> StoreResult<Vec<DeliveryCount>> {
+        self.console_count_deliveries().await
+    }
+
+    async fn last_delivered(&self) -> StoreResult<Vec<LastDelivered>> {
+        self.console_last_delivered().await
+    }
+
+    async fn count_due(&self, now: DateTime<Utc>) -> StoreResult<i64> {
+        self.console_count_due(now).await
+    }
+
     // ---- WeChat callback (issue 4) ----
 
     async fn claim_wechat_message(
@@ -1697,7 +1763,7 @@ async fn commit(tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
         .map_err(|e| other(e, "committing a write transaction"))
 }
 
-fn other<E>(e: E, context: impl Display) -> StoreError
+pub(super) fn other<E>(e: E, context: impl Display) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
 {
@@ -1719,11 +1785,11 @@ fn json_ids(ids: &[i64]) -> StoreResult<String> {
     serde_json::to_string(ids).map_err(|e| other(e, "encoding ids"))
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(v: i64, name: &str) -> StoreResult<DateTime<Utc>> {
+pub(super) fn from_ms(v: i64, name: &str) -> StoreResult<DateTime<Utc>> {
     DateTime::from_timestamp_millis(v)
         .ok_or_else(|| StoreError::Other(anyhow!("column {name}: timestamp {v} is out of range")))
 }
@@ -1737,7 +1803,7 @@ fn parse_date(s: &str, name: &str) -> StoreResult<NaiveDate> {
         .map_err(|e| other(e, format!("column {name}: {s:?} is not a YYYY-MM-DD date")))
 }
 
-fn col<'r, T>(row: &'r SqliteRow, name: &str) -> StoreResult<T>
+pub(super) fn col<'r, T>(row: &'r SqliteRow, name: &str) -> StoreResult<T>
 where
     T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
 {
@@ -1745,11 +1811,11 @@ where
         .map_err(|e| other(e, format!("reading column {name}")))
 }
 
-fn ts(row: &SqliteRow, name: &str) -> StoreResult<DateTime<Utc>> {
+pub(super) fn ts(row: &SqliteRow, name: &str) -> StoreResult<DateTime<Utc>> {
     from_ms(col(row, name)?, name)
 }
 
-fn opt_ts(row: &SqliteRow, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+pub(super) fn opt_ts(row: &SqliteRow, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
     col::<Option<i64>>(row, name)?
         .map(|v| from_ms(v, name))
         .transpose()
@@ -1761,13 +1827,13 @@ fn opt_date(row: &SqliteRow, name: &str) -> StoreResult<Option<NaiveDate>> {
         .transpose()
 }
 
-fn enum_col<T: FromStr<Err = String>>(row: &SqliteRow, name: &str) -> StoreResult<T> {
+pub(super) fn enum_col<T: FromStr<Err = String>>(row: &SqliteRow, name: &str) -> StoreResult<T> {
     let text: String = col(row, name)?;
     text.parse()
         .map_err(|e: String| StoreError::Other(anyhow!("column {name}: {e}")))
 }
 
-fn disclosure_from_row(row: &SqliteRow) -> StoreResult<StoredDisclosure> {
+pub(super) fn disclosure_from_row(row: &SqliteRow) -> StoreResult<StoredDisclosure> {
     Ok(StoredDisclosure {
         disclosure_id: col(row, "disclosure_id")?,
         revision: col(row, "revision")?,

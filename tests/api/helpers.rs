@@ -31,6 +31,8 @@ pub struct TestApp {
     pub worker: Arc<Worker>,
     pub screens: gongkai::led::Screens,
     pub sandbox: SandboxHandle,
+    /// `http://addr` of the `/metrics` listener when `[metrics] listen` was set.
+    pub metrics: Option<String>,
     stop: watch::Sender<bool>,
 }
 
@@ -109,6 +111,7 @@ async fn spawn(with_led: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let ledger = app.ledger();
     let worker = app.worker();
     let screens = app.screens();
+    let metrics = app.metrics_addr().map(|a| format!("http://{a}"));
     let (stop, rx) = watch::channel(false);
     tokio::spawn(app.run_until_stopped(rx));
     TestApp {
@@ -120,6 +123,7 @@ async fn spawn(with_led: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         worker,
         screens,
         sandbox,
+        metrics,
         stop,
     }
 }
@@ -144,6 +148,7 @@ impl TestApp {
             worker,
             screens: gongkai::led::Screens::new(),
             sandbox,
+            metrics: None,
             stop,
         }
     }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod callback;
 mod cli;
+mod console;
 mod crash;
 mod delivery;
 mod gate;
