@@ -8,6 +8,7 @@
 //! only under a claim (`claimed_by`, `claim_token`, `claimed_until`); a claim whose lease
 //! expired (the instance died) is taken over, and the lost attempt is written down.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -409,6 +410,14 @@ pub trait Store: Send + Sync + 'static {
         appid: &str,
         publish_id: &str,
     ) -> StoreResult<Option<WechatPublishEvent>>;
+
+    /// The idle worker's wait: returns when new work may have been added (by any instance
+    /// on this database) or after `timeout`, whichever comes first. Spurious early returns
+    /// are allowed (the caller just looks again). The default sleeps for `timeout` (the
+    /// worker's poll); PostgreSQL wakes on LISTEN/NOTIFY.
+    async fn wait_for_work(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await;
+    }
 }
 
 /// An account's access_token as stored.
@@ -445,9 +454,40 @@ pub struct WechatPublishEvent {
     pub times_received: i64,
 }
 
-/// Opens the store named by `database_url` and runs its migrations.
-/// `sqlite://path` (created if missing); `postgres://` comes in a later issue.
+/// `database_url` without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    postgres::redact(url)
+}
+
+/// How to open a store (from the config).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOptions {
+    /// PostgreSQL: the size of the connection pool (`database_max_connections`).
+    /// SQLite ignores it (one writer, a few readers).
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: postgres::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Opens the store named by `database_url` with the default options and runs its
+/// migrations.
 pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    connect_with(database_url, ConnectOptions::default()).await
+}
+
+/// Opens the store named by `database_url` and runs its migrations:
+/// `sqlite://path` (created if missing) or `postgres://user@host:port/db` (also
+/// `postgresql://`; the database must exist).
+pub async fn connect_with(
+    database_url: &str,
+    options: ConnectOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(rest) = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))
@@ -455,12 +495,11 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
         let store = sqlite::SqliteStore::open(rest).await?;
         Ok(Arc::new(store))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        anyhow::bail!(
-            "database_url {database_url:?}: PostgreSQL 存储尚未实现（本版本只支持 sqlite://文件路径）"
-        )
+        let store = postgres::PostgresStore::open(database_url, options.max_connections).await?;
+        Ok(Arc::new(store))
     } else {
         anyhow::bail!(
-            "database_url {database_url:?} 无法识别：应以 sqlite:// 开头，例如 sqlite://gongkai.db"
+            "database_url {database_url:?} 无法识别：应以 sqlite:// 或 postgres:// 开头，例如 sqlite://gongkai.db"
         )
     }
 }
