@@ -636,6 +636,11 @@ impl Store for PostgresStore {
     }
 
     async fn complete_attempt(&self, completion: &Completion) -> StoreResult<()> {
+        if let NextState::Delivered { remote_id, url } = &completion.next {
+            // The common case in one statement (one round trip, no BEGIN/COMMIT): the state
+            // change under the claim and the attempt row commit together.
+            return complete_delivered(&self.pool, completion, remote_id, url).await;
+        }
         let mut tx = self.begin().await?;
         complete_in(&mut tx, completion).await?;
         commit(tx).await
@@ -1107,6 +1112,56 @@ impl Store for PostgresStore {
             })
         })
         .transpose()
+    }
+}
+
+/// `complete_attempt` for `Delivered`: a data-modifying CTE, so the update (only under
+/// the current claim) and the appended attempt are one atomic statement.
+async fn complete_delivered(
+    pool: &PgPool,
+    completion: &Completion,
+    remote_id: &Option<String>,
+    url: &Option<String>,
+) -> StoreResult<()> {
+    let a = &completion.attempt;
+    let finished_ms = ms(a.finished_at);
+    let done = sqlx::query(concat!(
+        "WITH delivered AS (
+             UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
+                 last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
+                 next_attempt_at = NULL, updated_at = $5, ",
+        clear_claim!(),
+        " WHERE id = $1 AND claim_token = $2
+             RETURNING id)
+         INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+             started_at, finished_at, outcome, http_status, remote_code, detail, remote_id,
+             duration_ms)
+         VALUES ($1, $6, $7, $8, $9, $10, $5, $11, $12, $13, $14, $15, $16)"
+    ))
+    .bind(completion.delivery_id)
+    .bind(&completion.claim_token)
+    .bind(remote_id)
+    .bind(url)
+    .bind(finished_ms)
+    .bind(a.number)
+    .bind(a.trigger.as_str())
+    .bind(&a.requested_by)
+    .bind(&a.instance)
+    .bind(ms(a.started_at))
+    .bind(a.outcome.as_str())
+    .bind(a.http_status)
+    .bind(&a.remote_code)
+    .bind(a.detail.as_deref().map(truncate))
+    .bind(&a.remote_id)
+    .bind((finished_ms - ms(a.started_at)).max(0))
+    .execute(pool)
+    .await;
+    match done {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
+            Err(not_found_delivery(completion.delivery_id))
+        }
+        Err(e) => Err(other(e, "recording the delivered attempt")),
     }
 }
 
