@@ -110,6 +110,23 @@ impl Application {
         if settings.worker.enabled && !self.state.screens.is_empty() {
             tokio::spawn(crate::led::run_refresh(
                 self.state.screens.clone(),
+                self.state.ledger.store.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        // WeChat accounts: the staleness watchdog (政务新媒体: two weeks without an update fails
+        // the inspection), at start and every hour.
+        if settings.worker.enabled
+            && settings
+                .channels
+                .channels
+                .values()
+                .any(|c| matches!(c, crate::config::ChannelSpec::Wechat(_)))
+        {
+            tokio::spawn(crate::channel::wechat::watch_staleness(
+                settings.clone(),
+                self.state.ledger.store.clone(),
+                crate::channel::wechat::STALENESS_LOG_EVERY,
                 stop_rx.clone(),
             ));
         }

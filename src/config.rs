@@ -32,6 +32,8 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub categories: Vec<Category>,
     pub report: ReportSettings,
+    pub calendar: CalendarSettings,
+    pub gate: GateSettings,
     /// The folder of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -53,6 +55,8 @@ impl Default for Settings {
             retry: RetrySettings::default(),
             categories: Vec::new(),
             report: ReportSettings::default(),
+            calendar: CalendarSettings::default(),
+            gate: GateSettings::default(),
             base_dir: PathBuf::from("."),
             channels: ChannelSettings::default(),
         }
@@ -174,7 +178,7 @@ pub struct Category {
     pub deadline_working_days: u32,
     /// Minimum display period (公示期) in working days, e.g. 7 for 低保 名单; LED screens
     /// keep an item at least this long. A disclosure's own value wins.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_min_working_days: Option<u32>,
 }
 
@@ -182,10 +186,58 @@ fn default_deadline() -> u32 {
     20
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportSettings {
     pub baseline: Baseline,
+    /// Folder of the clerk-filled application figures (tables 三/四), `{year}.toml` or
+    /// `{year}.csv`, used when `report --applications` is not given.
+    pub applications_dir: PathBuf,
+    /// `status` lists an item once this share of its deadline is used (0.6 = 60%).
+    pub warn_at: f64,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            baseline: Baseline::default(),
+            applications_dir: "applications".into(),
+            warn_at: 0.6,
+        }
+    }
+}
+
+/// The working-day calendar (holiday-cn JSON files, one per year).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarSettings {
+    /// Folder of `{year}.json`; when it cannot be read, the embedded copy is used.
+    pub dir: PathBuf,
+}
+
+impl Default for CalendarSettings {
+    fn default() -> Self {
+        CalendarSettings {
+            dir: "data/holiday-cn".into(),
+        }
+    }
+}
+
+/// The content gate's word lists (the number rules are built in).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateSettings {
+    /// Words that must never be published (禁用词).
+    pub forbidden_words: Vec<String>,
+    /// Outdated or wrong terms, each with the form to use instead.
+    pub outdated_terms: Vec<OutdatedTerm>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutdatedTerm {
+    pub term: String,
+    pub correct: String,
 }
 
 /// Counts from before gongkai was used, so that cumulative (历年累计) figures are true.
@@ -237,6 +289,9 @@ impl SecretRef {
 #[derive(Debug, Clone, Default)]
 pub struct ChannelSettings {
     pub channels: BTreeMap<String, ChannelSpec>,
+    /// The working-day calendar folder (`[calendar] dir`, resolved): channels that keep an
+    /// item up for a 公示期 (LED) count it in Chinese working days.
+    pub calendar_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -555,6 +610,7 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("."));
         let mut problems = Vec::new();
         settings.channels = load_channels(&settings.resolve(&settings.channels_dir), &mut problems);
+        settings.channels.calendar_dir = settings.resolve(&settings.calendar.dir);
         problems.extend(settings.validate());
         if !problems.is_empty() {
             return Err(anyhow::Error::new(Problems(problems)));
@@ -591,6 +647,11 @@ impl Settings {
 
     pub fn templates_path(&self) -> PathBuf {
         self.resolve(&self.templates_dir)
+    }
+
+    /// The working-day calendar from `calendar.dir` (embedded data if it cannot be read).
+    pub fn calendar(&self) -> crate::calendar::Calendar {
+        crate::calendar::Calendar::load(&self.resolve(&self.calendar.dir))
     }
 
     pub fn category(&self, code: &str) -> Option<&Category> {
@@ -689,6 +750,11 @@ impl Settings {
             if c.deadline_working_days == 0 {
                 p.push(format!("{at}.deadline_working_days：必须至少为 1"));
             }
+            if c.display_min_working_days == Some(0) {
+                p.push(format!(
+                    "{at}.display_min_working_days：必须至少为 1（不需要公示期请删除此项）"
+                ));
+            }
         }
         for ch in self.report.baseline.channels.keys() {
             if !self.channels.channels.contains_key(ch) {
@@ -711,6 +777,28 @@ impl Settings {
                         ));
                     }
                 }
+            }
+        }
+        if !(self.report.warn_at > 0.0 && self.report.warn_at <= 1.0) {
+            p.push(format!(
+                "report.warn_at = {}：应在 0 到 1 之间（如 0.6 表示用去 60% 时限即提醒）",
+                self.report.warn_at
+            ));
+        }
+        for (i, w) in self.gate.forbidden_words.iter().enumerate() {
+            if w.trim().is_empty() {
+                p.push(format!("gate.forbidden_words[{i}]：不能为空"));
+            }
+        }
+        for (i, t) in self.gate.outdated_terms.iter().enumerate() {
+            if t.term.trim().is_empty() {
+                p.push(format!("gate.outdated_terms[{i}].term：不能为空"));
+            }
+            if t.correct.trim().is_empty() || t.correct == t.term {
+                p.push(format!(
+                    "gate.outdated_terms[{i}].correct：应写出与 {:?} 不同的正确表述",
+                    t.term
+                ));
             }
         }
         let templates = self.templates_path();

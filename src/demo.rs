@@ -1,6 +1,6 @@
 //! `gongkai demo`: the whole flow on embedded defaults, on a fresh machine. It lays out a
-//! working folder (config, channel file, templates, secrets), starts the website platform
-//! emulator and the daemon on loopback, submits the bundled 23 disclosures of a 民政局's
+//! working folder (config, channel files, templates, secrets), starts the emulators (website
+//! platform, LED controller, WeChat official account) and the daemon on loopback, submits the bundled 23 disclosures of a 民政局's
 //! 2017 over the real HTTP API, waits until every delivery has landed, and prints the
 //! per-channel summary and the year's counts. Exit status 0 only when everything landed.
 
@@ -23,6 +23,7 @@ static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 static EXAMPLES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/disclosures/2017");
 
 const DEMO_APP_KEY: &str = "zpmzj";
+const DEMO_APPID: &str = "wx0000000000demo0";
 const DEMO_YEAR: i32 = 2017;
 
 /// The bundled example disclosures, sorted by file name: (file name, JSON).
@@ -50,7 +51,7 @@ pub fn lay_out(
     secret: &str,
     api_token: &str,
 ) -> anyhow::Result<PathBuf> {
-    lay_out_inner(dir, gov_site_base, None, secret, api_token)
+    lay_out_inner(dir, gov_site_base, None, None, secret, api_token)
 }
 
 /// Like [`lay_out`], plus the hall screen `channels/hall_led.toml` (GB2312 bar, 256×16,
@@ -63,21 +64,62 @@ pub fn lay_out_with_led(
     secret: &str,
     api_token: &str,
 ) -> anyhow::Result<PathBuf> {
-    lay_out_inner(dir, gov_site_base, Some(led_controller), secret, api_token)
+    lay_out_inner(
+        dir,
+        gov_site_base,
+        Some(led_controller),
+        None,
+        secret,
+        api_token,
+    )
+}
+
+/// The emulated official account the demo publishes to.
+pub struct DemoWechat<'a> {
+    pub api_base: &'a str,
+    pub appid: &'a str,
+    pub app_secret: &'a str,
+    pub callback_token: &'a str,
+}
+
+/// The demo's own layout: [`lay_out_with_led`] plus the WeChat official account
+/// `channels/wechat.toml` at `wechat.api_base`, routed from every category, waiting for the
+/// website (阅读原文 points at the website copy).
+pub fn lay_out_demo(
+    dir: &Path,
+    gov_site_base: &str,
+    led_controller: SocketAddr,
+    wechat: &DemoWechat<'_>,
+    secret: &str,
+    api_token: &str,
+) -> anyhow::Result<PathBuf> {
+    lay_out_inner(
+        dir,
+        gov_site_base,
+        Some(led_controller),
+        Some(wechat),
+        secret,
+        api_token,
+    )
 }
 
 fn lay_out_inner(
     dir: &Path,
     gov_site_base: &str,
     led_controller: Option<SocketAddr>,
+    wechat: Option<&DemoWechat<'_>>,
     secret: &str,
     api_token: &str,
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("channels"))?;
     std::fs::create_dir_all(dir.join("secrets"))?;
+    std::fs::create_dir_all(dir.join("data/holiday-cn"))?;
     TEMPLATES
         .extract(dir.join("templates"))
         .context("写出模板")?;
+    crate::calendar::EMBEDDED
+        .extract(dir.join("data/holiday-cn"))
+        .context("写出工作日日历数据")?;
     std::fs::write(dir.join("secrets/gov_site.key"), secret)?;
     std::fs::write(dir.join("secrets/api_token"), api_token)?;
     let config = EXAMPLE_CONFIG
@@ -92,9 +134,10 @@ fn lay_out_inner(
             && config.contains(", \"hall_led\"]"),
         "the embedded example config changed: the demo cannot adapt it"
     );
-    let config = match led_controller {
-        Some(_) => config,
-        None => config.replace(", \"hall_led\"]", "]"),
+    let config = match (led_controller, wechat) {
+        (Some(_), Some(_)) => config.replace(", \"hall_led\"]", ", \"hall_led\", \"wechat\"]"),
+        (Some(_), None) => config,
+        (None, _) => config.replace(", \"hall_led\"]", "]"),
     };
     let path = dir.join("config.toml");
     std::fs::write(&path, config)?;
@@ -109,6 +152,17 @@ fn lay_out_inner(
             dir.join("channels/hall_led.toml"),
             format!(
                 "# 演示用：服务大厅 LED 条屏，控制卡为本机的仿真\nkind = \"led\"\ntemplate = \"led/item.txt.j2\"\nwidth_px = 256\nheight_px = 16\nfont_px = 16\nlines = 1\nmode = \"scroll\"\nencoding = \"gb2312\"\nmax_bytes_per_area = 1024\nrefresh = \"2s\"\n\n[file_sink]\ndir = \"../led_feed/hall_led\"\n\n[http_pull]\nenabled = true\n\n[bx]\naddress = \"{controller}\"\narea_timeout = \"60s\"\ntimeout = \"1s\"\n"
+            ),
+        )?;
+    }
+    if let Some(w) = wechat {
+        std::fs::write(dir.join("secrets/wechat.key"), w.app_secret)?;
+        std::fs::write(dir.join("secrets/wechat_cb.key"), w.callback_token)?;
+        std::fs::write(
+            dir.join("channels/wechat.toml"),
+            format!(
+                "# 演示用：微信公众号，接口为本机的仿真\nkind = \"wechat\"\nappid = \"{}\"\nsecret_file = \"../secrets/wechat.key\"\ncallback_token_file = \"../secrets/wechat_cb.key\"\napi_base = \"{}\"\ntemplate = \"wechat/article.html.j2\"\nauthor = \"漳平市民政局\"\nafter = [\"gov_site\"]\ntimeout = \"10s\"\ncheck_every = \"1s\"\n",
+                w.appid, w.api_base
             ),
         )?;
     }
@@ -141,6 +195,8 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
 
     let secret = uuid::Uuid::new_v4().simple().to_string();
     let token = uuid::Uuid::new_v4().simple().to_string();
+    let wx_secret = uuid::Uuid::new_v4().simple().to_string();
+    let wx_cb_token = uuid::Uuid::new_v4().simple().to_string();
     let sandbox = sandbox::spawn(
         TcpListener::bind("127.0.0.1:0").await?,
         sandbox::SandboxConfig {
@@ -148,16 +204,29 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
                 app_key: DEMO_APP_KEY.into(),
                 secret: secret.clone(),
             }],
+            wechat_apps: vec![sandbox::wechat::WechatApp {
+                appid: DEMO_APPID.into(),
+                secret: wx_secret.clone(),
+                callback_token: wx_cb_token.clone(),
+                callback_url: None,
+            }],
             ..Default::default()
         },
     )
     .await;
     println!("1. 网站平台仿真已启动：{}", sandbox.base_url());
     println!("   LED 控制卡仿真已启动：{}", sandbox.led_addr);
-    let config = lay_out_with_led(
+    println!("   微信公众号接口仿真已启动：{}", sandbox.wechat_api_base());
+    let config = lay_out_demo(
         &dir,
         &format!("{}/gov_site", sandbox.base_url()),
         sandbox.led_addr,
+        &DemoWechat {
+            api_base: &sandbox.wechat_api_base(),
+            appid: DEMO_APPID,
+            app_secret: &wx_secret,
+            callback_token: &wx_cb_token,
+        },
         &secret,
         &token,
     )?;
@@ -167,6 +236,11 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
     let ledger = app.ledger();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let daemon = tokio::spawn(app.run_until_stopped(stop_rx));
+    // The emulated account pushes PUBLISHJOBFINISH to the daemon's callback.
+    sandbox
+        .state()
+        .wechat()
+        .set_callback(DEMO_APPID, Some(format!("{api}/wechat/wechat/callback")));
     println!("2. gongkai 守护进程已启动：{api}");
 
     let client = reqwest::Client::new();
@@ -269,8 +343,34 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
         println!("   屏上正在滚动：{head}……");
     }
 
-    let published = ledger.store.list_published().await?;
-    let r = report::build(&ledger.settings, &published, DEMO_YEAR);
+    let wx = &state["wechat"];
+    let wx_duplicates = wx["duplicates"].as_u64().unwrap_or(0);
+    let wx_articles = wx["live_articles"].as_u64().unwrap_or(0);
+    println!(
+        "   微信公众号仿真：发表文章 {wx_articles} 篇，重复发表 {wx_duplicates} 次，收到 PUBLISHJOBFINISH 推送 {} 次",
+        wx["callbacks_sent"]
+    );
+    let mut wx_rows: Vec<_> = rows
+        .iter()
+        .filter(|d| d.channel == "wechat" && d.status == DeliveryStatus::Delivered)
+        .collect();
+    wx_rows.sort_by(|a, b| a.disclosure_id.cmp(&b.disclosure_id));
+    println!("   公众号文章链接：");
+    for d in &wx_rows {
+        println!(
+            "     {}  {}",
+            d.disclosure_id,
+            d.url.as_deref().unwrap_or("（无链接）")
+        );
+    }
+
+    let groups = ledger.store.published_groups().await?;
+    let r = report::build(
+        &ledger.settings,
+        &groups,
+        &ledger.settings.calendar(),
+        DEMO_YEAR,
+    );
     println!("\n5. {DEMO_YEAR} 年主动公开统计：\n");
     println!("{}", report::to_markdown(&r));
 
@@ -289,7 +389,12 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    if !all_delivered || duplicates > 0 || feed_lines != examples.len() {
+    if !all_delivered
+        || duplicates > 0
+        || wx_duplicates > 0
+        || feed_lines != examples.len()
+        || wx_articles != examples.len() as u64
+    {
         anyhow::bail!("演示未全部成功：有投递未送达或平台收到重复提交");
     }
     println!("演示完成：全部 {} 个投递均已送达。", rows.len());

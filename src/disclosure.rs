@@ -116,6 +116,19 @@ pub struct Review {
     pub secrecy_review: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii_check: Option<String>,
+    /// Content-gate rules an approver let through for this disclosure, each with a reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gate_overrides: Vec<GateOverride>,
+}
+
+/// An approver's decision to publish despite a content-gate rule (see `gate`): the rule
+/// (`resident_id`, `mobile`, `bank_card`, `forbidden_word`, `outdated_term`), why, and who
+/// (one of the reviewers in `steps`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateOverride {
+    pub rule: String,
+    pub reason: String,
+    pub by: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,7 +248,16 @@ pub const TOP_FIELDS: &[&str] = &[
     "led_text",
     "review",
 ];
-const REVIEW_FIELDS: &[&str] = &["content_sha256", "steps", "secrecy_review", "pii_check"];
+const REVIEW_FIELDS: &[&str] = &[
+    "content_sha256",
+    "steps",
+    "secrecy_review",
+    "pii_check",
+    "gate_overrides",
+];
+const OVERRIDE_FIELDS: &[&str] = &["rule", "reason", "by"];
+/// Shortest reason accepted for a gate override, in characters.
+pub const OVERRIDE_REASON_MIN_CHARS: usize = 4;
 const STEP_FIELDS: &[&str] = &["role", "by", "at"];
 const ATTACHMENT_FIELDS: &[&str] = &["name", "url", "sha256", "bytes", "mime"];
 const DEADLINE_FIELDS: &[&str] = &["basis", "working_days", "due"];
@@ -989,6 +1011,7 @@ fn check_review(p: &mut Problems, top: &Obj, sent_body: Option<&(&str, String)>)
     }
     let secrecy_review = opt_bool(p, &o, "secrecy_review");
     let pii_check = opt_string(p, &o, "pii_check");
+    let gate_overrides = check_gate_overrides(p, &o, &steps);
 
     match (content_sha256, steps_ok) {
         (Some(content_sha256), true) => Some(Review {
@@ -996,9 +1019,72 @@ fn check_review(p: &mut Problems, top: &Obj, sent_body: Option<&(&str, String)>)
             steps,
             secrecy_review,
             pii_check,
+            gate_overrides,
         }),
         _ => None,
     }
+}
+
+fn check_gate_overrides(p: &mut Problems, o: &Obj, steps: &[ReviewStep]) -> Vec<GateOverride> {
+    let mut out = Vec::new();
+    let Some(v) = o.get("gate_overrides") else {
+        return out;
+    };
+    let Some(items) = v.as_array() else {
+        wrong_type(p, "review.gate_overrides", "数组", v);
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("review.gate_overrides[{i}]");
+        let Some(map) = item.as_object() else {
+            wrong_type(p, &path, "对象（含 rule、reason、by）", item);
+            continue;
+        };
+        let io = Obj { map, path: &path };
+        unknown_fields(p, &io, OVERRIDE_FIELDS);
+        let rule = req_string(p, &io, "rule");
+        if let Some(r) = &rule {
+            if crate::gate::Rule::parse(r).is_none() {
+                p.push(
+                    io.at("rule"),
+                    format!(
+                        "未知的检查规则 \"{r}\"（可选：{}）",
+                        crate::gate::Rule::ALL
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join("、")
+                    ),
+                );
+            } else if out.iter().any(|x: &GateOverride| &x.rule == r) {
+                p.push(io.at("rule"), format!("规则 \"{r}\" 重复放行"));
+            }
+        }
+        let reason = req_string(p, &io, "reason");
+        if let Some(r) = &reason {
+            if r.trim().chars().count() < OVERRIDE_REASON_MIN_CHARS {
+                p.push(
+                    io.at("reason"),
+                    format!(
+                        "放行理由过短：至少 {OVERRIDE_REASON_MIN_CHARS} 个字，写明为何可以公开"
+                    ),
+                );
+            }
+        }
+        let by = req_string(p, &io, "by");
+        if let Some(b) = &by {
+            if !steps.is_empty() && !steps.iter().any(|s| &s.by == b) {
+                p.push(
+                    io.at("by"),
+                    format!("放行人 \"{b}\" 不在 review.steps 的审核人中：只有审核人可以放行"),
+                );
+            }
+        }
+        if let (Some(rule), Some(reason), Some(by)) = (rule, reason, by) {
+            out.push(GateOverride { rule, reason, by });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! This file only lists the modules, so that `tests/` and `benches/` can reach everything.
 
 pub mod app;
+pub mod calendar;
 pub mod channel;
 pub mod cli;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod delivery;
 pub mod demo;
 pub mod disclosure;
 pub mod domain;
+pub mod gate;
 pub mod http;
 pub mod led;
 pub mod render;

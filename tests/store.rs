@@ -1201,6 +1201,7 @@ on_both_backends!(
     two_processes_on_one_database_deliver_each_delivery_exactly_once,
     two_instances_racing_with_concurrent_claimers_deliver_each_exactly_once,
     expired_leases_are_taken_over_by_exactly_one_instance,
+    published_groups_count_each_item_once_on_its_primary_channel,
 );
 
 /// PostgreSQL only: an idle instance waiting for work wakes when another instance stores
@@ -1227,5 +1228,56 @@ async fn postgres_idle_instances_wake_on_new_work_from_another_instance() {
         started.elapsed() < Duration::from_secs(5),
         "woke after {:?}",
         started.elapsed()
+    );
+}
+
+/// The report's grouped counts: one group per distinct (channel, category, year, formed
+/// date, delivery day, primary), the primary channel counting each item once.
+async fn published_groups_count_each_item_once_on_its_primary_channel(db: Db) {
+    let store = db.connect().await;
+    for n in 1..=2 {
+        let channels: &[&str] = if n == 1 { &["a", "b"] } else { &["a"] };
+        ingest(&store, revision(&format!("GK-{n}"), 1, "v"), channels, t(0)).await;
+    }
+    for c in claim(&store, "w", t(1)).await {
+        complete(&store, &c, "w", delivered("x"), t(2)).await;
+    }
+    let groups = store.published_groups().await.unwrap();
+    let summary: Vec<_> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.channel.as_str(),
+                g.category.as_str(),
+                g.count_year,
+                g.formed_date,
+                g.delivered_on,
+                g.primary,
+                g.items,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "a",
+                "通知公告",
+                2025,
+                date(2025, 2, 28),
+                date(2025, 3, 1),
+                true,
+                2
+            ),
+            (
+                "b",
+                "通知公告",
+                2025,
+                date(2025, 2, 28),
+                date(2025, 3, 1),
+                false,
+                1
+            ),
+        ]
     );
 }

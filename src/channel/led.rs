@@ -45,10 +45,7 @@ impl Channel for Led {
         request: &DeliveryRequest,
         _progress: &mut dyn Progress,
     ) -> Result<Sent, DeliveryError> {
-        self.screen
-            .apply(request, chrono::Utc::now())
-            .await
-            .map(Sent::Done)
+        self.screen.apply(request, chrono::Utc::now()).await
     }
 
     /// PING the controller, when the screen has one.
@@ -56,7 +53,7 @@ impl Channel for Led {
         let Some(cfg) = &self.screen.config().bx else {
             return Ok(());
         };
-        let ping = bx::Frame::to(cfg.screen_address, vec![bx::GROUP_SYSTEM, bx::CMD_PING]);
+        let ping = bx::Frame::to(cfg.screen_address, bx::ping());
         bx::push(&cfg.address, &ping, cfg.timeout)
             .await
             .map_err(|e| DeliveryError::transient(format!("LED 屏 {}：{e}", self.name())))

@@ -189,11 +189,18 @@ impl Registry {
     ) -> anyhow::Result<Registry> {
         let mut channels: BTreeMap<String, Arc<dyn Channel>> = BTreeMap::new();
         let mut screens = crate::led::Screens::new();
+        // Loaded once, and only when a screen needs it.
+        let mut calendar: Option<Arc<crate::calendar::Calendar>> = None;
         for (name, spec) in &settings.channels {
             let channel: Arc<dyn Channel> = match spec {
                 ChannelSpec::GovSite(cfg) => Arc::new(gov_site::GovSite::new(name, cfg.clone())?),
                 ChannelSpec::Led(cfg) => {
-                    let screen = Arc::new(crate::led::Screen::new(name, cfg.clone()));
+                    let calendar = calendar
+                        .get_or_insert_with(|| {
+                            Arc::new(crate::calendar::Calendar::load(&settings.calendar_dir))
+                        })
+                        .clone();
+                    let screen = Arc::new(crate::led::Screen::new(name, cfg.clone(), calendar));
                     screens.insert(name.clone(), screen.clone());
                     Arc::new(led::Led::new(screen))
                 }

@@ -8,14 +8,22 @@
 //! per-delivery state machine, persisted through [`Progress`] before every remote step:
 //!
 //! ```text
-//! start ─cover─▶ draft/add ─save media_id─▶ [submitting] ─submit─▶ save publish_id ─▶ Pending
+//! start ─body images (uploadimg, each saved)─▶ cover ─▶ draft/add ─save media_id─▶ [submitting] ─submit─▶ save publish_id ─▶ Pending
 //!   Pending ─(PUBLISHJOBFINISH in the store | freepublish/get)─▶ 0: delete the old revision's
 //!   article ─▶ Done(article_id, url) · 1: Pending again · 2/3/4/5/6: dead, reason in words
 //!   [submitting] found on resume (crash or timeout mid-submit): draft/get — draft still there
 //!   ⇒ submit never happened, submit; draft consumed ⇒ find it in freepublish/batchget ⇒ Done;
 //!   not found yet ⇒ Pending (never a blind second submit)
 //! withdraw: freepublish/delete every article this channel published for the disclosure
+//! mass send (category in mass_send_categories), after Done's deletions: its own draft/add
+//!   (the published draft is consumed) ─save─▶ sendall(clientmsgid = f(id:rev:channel))
+//!   ─save msg_id─▶ Done · 45065 = already sent (its msg_id) · 40007 = draft used by a
+//!   send whose answer was lost: new draft, same clientmsgid · 45028 & co: dead for the
+//!   operator, whose retry resumes at the mass send
 //! ```
+//!
+//! The body HTML is cleaned by [`content`] (ammonia's allow-list) and its images point at
+//! the `media/uploadimg` copies (cached by SHA-256 in the store; fetch 4xx = permanent).
 //!
 //! It knows nothing of templates or retries: the worker renders the article body and decides
 //! when to come back.
@@ -29,6 +37,10 @@ use chrono::{Datelike, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+pub mod content;
+
+use std::collections::BTreeMap;
 
 use super::{Channel, DeliveryError, DeliveryRequest, FailureClass, Progress, Receipt, Sent};
 use crate::config::{Secret, SecretRef};
@@ -88,6 +100,8 @@ struct WechatFile {
     stale_warn_days: u32,
     #[serde(default = "default_stale_critical_days")]
     stale_critical_days: u32,
+    #[serde(default)]
+    mass_send_categories: Vec<String>,
 }
 
 fn default_api_base() -> String {
@@ -136,6 +150,9 @@ pub struct WechatConfig {
     pub give_up_after: Duration,
     pub stale_warn_days: u32,
     pub stale_critical_days: u32,
+    /// Categories whose disclosures are also mass-sent (群发) to every follower after the
+    /// article is published (urgent notices). Empty: publish only.
+    pub mass_send_categories: Vec<String>,
 }
 
 impl WechatConfig {
@@ -191,6 +208,7 @@ impl WechatConfig {
             give_up_after: f.give_up_after,
             stale_warn_days: f.stale_warn_days,
             stale_critical_days: f.stale_critical_days,
+            mass_send_categories: f.mass_send_categories,
         })
     }
 }
@@ -277,7 +295,12 @@ pub fn errcode_action(code: i64) -> Option<(ErrAction, &'static str)> {
 #[derive(Debug)]
 enum CallError {
     /// WeChat answered with an errcode.
-    Code { code: i64, errmsg: String },
+    Code {
+        code: i64,
+        errmsg: String,
+        /// The whole answer (45065 carries the earlier `msg_id`).
+        body: Value,
+    },
     /// No (usable) answer: the call may or may not have been carried out.
     Transport { detail: String },
 }
@@ -304,6 +327,12 @@ struct State {
     old_deleted: Vec<String>,
     article_id: Option<String>,
     article_url: Option<String>,
+    /// Body images uploaded so far: the `src` in the rendered HTML → the WeChat copy's URL.
+    images: BTreeMap<String, String>,
+    /// Mass send (群发): its own draft (a published draft is consumed by the publish),
+    /// then the `msg_id` once `message/mass/sendall` accepted it.
+    mass_draft_media_id: Option<String>,
+    mass_msg_id: Option<String>,
 }
 
 pub struct Wechat {
@@ -466,7 +495,7 @@ impl Wechat {
         };
         let v = match read_answer(resp).await {
             Ok(v) => v,
-            Err(CallError::Code { code, errmsg }) => {
+            Err(CallError::Code { code, errmsg, .. }) => {
                 // On the token endpoints 40001 means a wrong AppSecret, not a stale token.
                 let e = if code == 40001 {
                     DeliveryError {
@@ -589,7 +618,7 @@ impl Wechat {
     /// Turns a failed call into the attempt's result: a quota wait is `Pending`.
     fn failed(&self, step: &str, e: CallError, kind: Kind) -> Result<Sent, DeliveryError> {
         match e {
-            CallError::Code { code, errmsg } => {
+            CallError::Code { code, errmsg, .. } => {
                 if let Some((ErrAction::WaitQuota, what)) = errcode_action(code) {
                     return Ok(Sent::Pending {
                         check_after: until_quota_window(code, Utc::now()),
@@ -659,12 +688,297 @@ impl Wechat {
         }
     }
 
+    /// Uploads the body's images through `media/uploadimg` (once per content: the store's
+    /// media cache by SHA-256), saving each in the progress, so a retry never uploads again.
+    async fn body_images(
+        &self,
+        request: &DeliveryRequest,
+        st: &mut State,
+        progress: &mut dyn Progress,
+    ) -> Result<Result<(), Sent>, DeliveryError> {
+        let html = String::from_utf8_lossy(&request.payload).into_owned();
+        for src in content::image_sources(&html) {
+            if st.images.contains_key(&src) || content::is_wechat_hosted(&src) {
+                continue;
+            }
+            let (bytes, ext) = self.fetch_image(request, &src).await?;
+            let store = self.store()?;
+            let sha = hex::encode(Sha256::digest(&bytes));
+            let cached = store
+                .wechat_media(&self.cfg.appid, "uploadimg", &sha)
+                .await
+                .map_err(store_err)?
+                .and_then(|m| m.url);
+            let url = match cached {
+                Some(u) => u,
+                None => {
+                    let step = format!(
+                        "{}：上传正文图片 {}（media/uploadimg）",
+                        request.disclosure_id,
+                        content::label(&src)
+                    );
+                    // uploadimg is not idempotent but harmless (a second copy of an image):
+                    // unknown codes may be retried like a read.
+                    let v = match self
+                        .call(
+                            "/cgi-bin/media/uploadimg",
+                            Body::Media {
+                                query: &[],
+                                file_name: &format!("image.{ext}"),
+                                bytes: &bytes,
+                            },
+                        )
+                        .await
+                    {
+                        Ok(v) => v,
+                        Err(e) => return self.failed(&step, e, Kind::Read).map(Err),
+                    };
+                    let Some(url) = v["url"].as_str().map(str::to_string) else {
+                        return Err(DeliveryError::transient(format!(
+                            "微信渠道 {}：{step}：应答里没有 url",
+                            self.name
+                        )));
+                    };
+                    store
+                        .put_wechat_media(
+                            &WechatMedia {
+                                appid: self.cfg.appid.clone(),
+                                kind: "uploadimg".into(),
+                                content_sha256: sha,
+                                media_id: None,
+                                url: Some(url.clone()),
+                            },
+                            Utc::now(),
+                        )
+                        .await
+                        .map_err(store_err)?;
+                    url
+                }
+            };
+            st.images.insert(src, url);
+            save(progress, st).await?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// One body image's bytes and type: from its http(s) URL or its `data:` URI. A 4xx or
+    /// an image WeChat cannot take is permanent; anything else transient.
+    async fn fetch_image(
+        &self,
+        request: &DeliveryRequest,
+        src: &str,
+    ) -> Result<(Vec<u8>, &'static str), DeliveryError> {
+        let who = format!(
+            "微信渠道 {}：{}：正文图片 {}",
+            self.name,
+            request.disclosure_id,
+            content::label(src)
+        );
+        let lower = src.trim_start().to_ascii_lowercase();
+        let bytes = if lower.starts_with("data:") {
+            content::decode_data_uri(src).map_err(|e| {
+                DeliveryError::permanent(format!("{who}：{e}；请修正正文后以新版本提交"))
+            })?
+        } else if lower.starts_with("http://") || lower.starts_with("https://") {
+            let resp = self.client.get(src).send().await.map_err(|e| {
+                DeliveryError::transient(format!(
+                    "{who} 获取失败：{}",
+                    if e.is_timeout() {
+                        "请求超时".to_string()
+                    } else {
+                        format!("连接失败：{e}")
+                    }
+                ))
+            })?;
+            let status = resp.status();
+            if !status.is_success() {
+                let code = status.as_u16();
+                let e = format!("{who} 获取失败：HTTP {code}");
+                return Err(if status.is_client_error() && code != 408 && code != 429 {
+                    DeliveryError {
+                        http_status: Some(code),
+                        ..DeliveryError::permanent(format!(
+                            "{e}（图片地址错误或已删除）；请修正正文中的图片后以新版本提交"
+                        ))
+                    }
+                } else {
+                    DeliveryError {
+                        http_status: Some(code),
+                        ..DeliveryError::transient(e)
+                    }
+                });
+            }
+            let mut resp = resp;
+            let mut buf = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| DeliveryError::transient(format!("{who} 获取失败：读取中断：{e}")))?
+            {
+                buf.extend_from_slice(&chunk);
+                if buf.len() >= content::IMAGE_MAX_BYTES {
+                    break;
+                }
+            }
+            buf
+        } else {
+            return Err(DeliveryError::permanent(format!(
+                "{who}：不是 http/https 或 data: 地址，无法获取；请在正文中使用完整的图片地址后以新版本提交"
+            )));
+        };
+        let Some(ext) = content::image_kind(&bytes) else {
+            return Err(DeliveryError::permanent(format!(
+                "{who}：不是 jpg/png 图片（微信正文图片只接受 jpg/png）；请转换格式后以新版本提交"
+            )));
+        };
+        if bytes.len() >= content::IMAGE_MAX_BYTES {
+            return Err(DeliveryError::permanent(format!(
+                "{who}：图片不小于 1MB（微信正文图片须小于 1MB）；请压缩后以新版本提交"
+            )));
+        }
+        Ok((bytes, ext))
+    }
+
+    /// Whether this delivery is also mass-sent (its category is in `mass_send_categories`).
+    fn wants_mass_send(&self, request: &DeliveryRequest) -> bool {
+        request.action == Action::Publish
+            && request
+                .disclosure
+                .as_ref()
+                .is_some_and(|d| self.cfg.mass_send_categories.contains(&d.category))
+    }
+
+    /// 群发 after the article is published: its own draft (the published draft is consumed),
+    /// then `message/mass/sendall` with the delivery's deterministic `clientmsgid`, so a retry
+    /// (even after a lost answer) is recognized by WeChat as the same send (45065).
+    async fn mass_send(
+        &self,
+        request: &DeliveryRequest,
+        st: &mut State,
+        progress: &mut dyn Progress,
+    ) -> Result<Result<(), Sent>, DeliveryError> {
+        if st.mass_msg_id.is_some() {
+            return Ok(Ok(()));
+        }
+        let cid = clientmsgid(&request.disclosure_id, request.revision, &self.name);
+        if st.mass_draft_media_id.is_none() {
+            let source = match self.source_url(request).await? {
+                Ok(u) => u,
+                Err(wait) => return Ok(Err(wait)),
+            };
+            let thumb = match st.thumb_media_id.clone() {
+                Some(t) => t,
+                None => match self.cover().await? {
+                    Ok(t) => t,
+                    Err(wait) => return Ok(Err(wait)),
+                },
+            };
+            let article = self.article(request, &thumb, source.as_deref(), &st.images)?;
+            match self
+                .call(
+                    "/cgi-bin/draft/add",
+                    Body::Json(json!({"articles": [article]})),
+                )
+                .await
+            {
+                Ok(v) => {
+                    let Some(m) = v["media_id"].as_str() else {
+                        return Err(DeliveryError::transient(
+                            "群发草稿 draft/add 的应答里没有 media_id",
+                        ));
+                    };
+                    st.mass_draft_media_id = Some(m.to_string());
+                    save(progress, st).await?;
+                }
+                Err(e) => return self.mass_failed(request, st, "新建群发草稿（draft/add）", e),
+            }
+        }
+        let media_id = st.mass_draft_media_id.clone().expect("set above");
+        let sent = self
+            .call(
+                "/cgi-bin/message/mass/sendall",
+                Body::Json(json!({
+                    "filter": {"is_to_all": true},
+                    "mpnews": {"media_id": media_id},
+                    "msgtype": "mpnews",
+                    "send_ignore_reprint": 0,
+                    "clientmsgid": cid,
+                })),
+            )
+            .await;
+        let msg_id = match sent {
+            Ok(v) => id_text(&v["msg_id"]),
+            // Already sent with this clientmsgid in the last 24 h: that send is this one.
+            Err(CallError::Code {
+                code: 45065, body, ..
+            }) => id_text(&body["msg_id"]),
+            Err(CallError::Code { code: 40007, .. }) => {
+                // The mass draft is gone: consumed by a send whose answer was lost, or deleted.
+                // A new draft sent with the same clientmsgid is recognized as that send.
+                st.mass_draft_media_id = None;
+                save(progress, st).await?;
+                return Err(DeliveryError::transient(format!(
+                    "微信渠道 {}：{}：群发草稿已被使用（上次群发结果不明），将新建草稿并以同一 clientmsgid {cid} 重发，微信会识别为同一次群发",
+                    self.name, request.disclosure_id
+                )));
+            }
+            Err(e) => return self.mass_failed(request, st, "群发（message/mass/sendall）", e),
+        };
+        st.mass_msg_id = Some(msg_id.unwrap_or_else(|| "?".into()));
+        save(progress, st).await?;
+        tracing::info!(channel = %self.name, disclosure_id = %request.disclosure_id, clientmsgid = %cid, msg_id = ?st.mass_msg_id, "mass send accepted");
+        Ok(Ok(()))
+    }
+
+    /// A failed mass-send step. Quota codes (45028 and the like) park the delivery for the
+    /// operator: dead with the reason; a manual retry resumes at the mass send only.
+    fn mass_failed(
+        &self,
+        request: &DeliveryRequest,
+        st: &State,
+        step: &str,
+        e: CallError,
+    ) -> Result<Result<(), Sent>, DeliveryError> {
+        let published = match &st.article_url {
+            Some(u) => format!("文章已发表（{u}）"),
+            None => "文章已发表".to_string(),
+        };
+        match e {
+            CallError::Code { code, errmsg, .. }
+                if matches!(errcode_action(code), Some((ErrAction::WaitQuota, _)))
+                    || matches!(code, 45062 | 48021) =>
+            {
+                let what = match code {
+                    45062 => "公众号有广告合约，不支持接口群发",
+                    48021 => "草稿为自动保存，需在公众平台手动保存后再群发",
+                    _ => errcode_action(code).map(|a| a.1).unwrap_or("配额已用完"),
+                };
+                Err(DeliveryError {
+                    remote_code: Some(code.to_string()),
+                    http_status: Some(200),
+                    ..DeliveryError::permanent(format!(
+                        "微信渠道 {}：{}：{published}，但{step}未完成：{what}（错误码 {code}：{errmsg}）。已暂停，交由操作员处理：配额恢复后（订阅号每天 1 次、服务号每月 4 次）请在台账中手动重试本投递，只补做群发、不会重复发表；同一 clientmsgid 保证不会重复群发",
+                        self.name, request.disclosure_id
+                    ))
+                })
+            }
+            other => self
+                .failed(
+                    &format!("{}：{published}，{step}", request.disclosure_id),
+                    other,
+                    Kind::Mutation,
+                )
+                .map(Err),
+        }
+    }
+
     /// The draft article from the approved disclosure and the rendered body.
     fn article(
         &self,
         request: &DeliveryRequest,
         thumb: &str,
         source_url: Option<&str>,
+        images: &BTreeMap<String, String>,
     ) -> Result<Value, DeliveryError> {
         let d = request.disclosure.as_ref().ok_or_else(|| {
             DeliveryError::permanent("存储的公开件无法解析，无法生成微信文章（数据损坏？）")
@@ -681,7 +995,7 @@ impl Wechat {
             }
         }
         let html = String::from_utf8_lossy(&request.payload);
-        let content = strip_scripts(&html);
+        let content = content::clean(&html, images);
         let chars = content.chars().count();
         if chars >= CONTENT_MAX_CHARS || content.len() >= CONTENT_MAX_BYTES {
             return Err(DeliveryError::permanent(format!(
@@ -763,7 +1077,10 @@ impl Wechat {
                     Err(wait) => return Ok(wait),
                 };
                 // Content rules first: a refused article uploads nothing.
-                self.article(request, "", source.as_deref())?;
+                self.article(request, "", source.as_deref(), &st.images)?;
+                if let Err(wait) = self.body_images(request, &mut st, progress).await? {
+                    return Ok(wait);
+                }
                 let thumb = match st.thumb_media_id.clone() {
                     Some(t) => t,
                     None => match self.cover().await? {
@@ -771,7 +1088,7 @@ impl Wechat {
                         Err(wait) => return Ok(wait),
                     },
                 };
-                let article = self.article(request, &thumb, source.as_deref())?;
+                let article = self.article(request, &thumb, source.as_deref(), &st.images)?;
                 match self
                     .call(
                         "/cgi-bin/draft/add",
@@ -823,13 +1140,13 @@ impl Wechat {
                             ),
                         });
                     }
-                    Err(CallError::Code { code, errmsg }) => {
+                    Err(CallError::Code { code, errmsg, body }) => {
                         // WeChat answered: the job was not accepted.
                         st.submitting = false;
                         save(progress, &st).await?;
                         return self.failed(
                             "提交发布（freepublish/submit）",
-                            CallError::Code { code, errmsg },
+                            CallError::Code { code, errmsg, body },
                             Kind::Mutation,
                         );
                     }
@@ -900,11 +1217,19 @@ impl Wechat {
                 }
             }
         }
-        let detail = if st.old_deleted.is_empty() {
+        if self.wants_mass_send(request) {
+            if let Err(wait) = self.mass_send(request, &mut st, progress).await? {
+                return Ok(wait);
+            }
+        }
+        let mut detail = if st.old_deleted.is_empty() {
             "已发表".to_string()
         } else {
             format!("已发表，并删除旧版本文章 {}", st.old_deleted.join("、"))
         };
+        if let Some(m) = &st.mass_msg_id {
+            detail.push_str(&format!("；已群发（msg_id {m}）"));
+        }
         Ok(Sent::Done(Receipt {
             remote_id: st.article_id.clone(),
             url: st.article_url.clone(),
@@ -943,7 +1268,8 @@ impl Wechat {
             }
         }
         // The draft was consumed: look for the published article.
-        let want = self.article(request, "", None)?;
+        let images = st.images.clone();
+        let want = self.article(request, "", None, &images)?;
         let title = want["title"].as_str().unwrap_or_default().to_string();
         let content = want["content"].as_str().unwrap_or_default().to_string();
         let v = match self
@@ -963,7 +1289,8 @@ impl Wechat {
         for item in v["item"].as_array().into_iter().flatten() {
             let news = &item["content"]["news_item"][0];
             if news["title"].as_str() == Some(title.as_str())
-                && news["content"].as_str().map(strip_scripts).as_deref() == Some(content.as_str())
+                && news["content"].as_str().map(strip_scripts).as_deref()
+                    == Some(strip_scripts(&content).as_str())
             {
                 st.article_id = item["article_id"].as_str().map(str::to_string);
                 st.article_url = news["url"].as_str().map(str::to_string);
@@ -1183,6 +1510,7 @@ async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>) -> Result<
         Some(code) => Err(CallError::Code {
             code,
             errmsg: v["errmsg"].as_str().unwrap_or_default().to_string(),
+            body: v,
         }),
     }
 }
@@ -1194,6 +1522,15 @@ fn id_text(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// The mass send's `clientmsgid`: derived from disclosure, revision and channel, so every
+/// attempt of a delivery sends the same one; 32 ASCII bytes (the stricter documented limit).
+pub fn clientmsgid(disclosure_id: &str, revision: i64, channel: &str) -> String {
+    let h = hex::encode(Sha256::digest(
+        format!("{disclosure_id}:{revision}:{channel}").as_bytes(),
+    ));
+    format!("gk{}", &h[..30])
 }
 
 /// The title WeChat gets: the approved title if it fits, else the approved short title;
@@ -1215,24 +1552,10 @@ pub fn wechat_title(title: &str, short_title: Option<&str>) -> Result<String, St
     }
 }
 
-/// Removes `<script>…</script>` elements (WeChat strips JavaScript anyway; sending it would
-/// make the stored bytes differ from what readers see).
+/// The HTML cleaned to what WeChat accepts (scripts, event handlers, iframes and
+/// `javascript:` URLs removed; see [`content::clean`]); images are left as they are.
 pub fn strip_scripts(html: &str) -> String {
-    let lower = html.to_ascii_lowercase();
-    let mut out = String::with_capacity(html.len());
-    let mut i = 0;
-    while let Some(start) = lower[i..].find("<script").map(|p| p + i) {
-        out.push_str(&html[i..start]);
-        match lower[start..].find("</script>") {
-            Some(end) => i = start + end + "</script>".len(),
-            None => {
-                i = html.len();
-                break;
-            }
-        }
-    }
-    out.push_str(&html[i..]);
-    out
+    content::clean(html, &BTreeMap::new())
 }
 
 fn publish_status_words(status: i64, fail_idx: &[i64]) -> String {
@@ -1350,6 +1673,57 @@ pub async fn status_lines(
     Ok(out)
 }
 
+/// How often the daemon logs the staleness of every WeChat account.
+pub const STALENESS_LOG_EVERY: Duration = Duration::from_secs(3600);
+
+/// Logs each WeChat account's staleness (warn at `stale_warn_days`, error at
+/// `stale_critical_days`, info when fresh) at start and then every `every`, until `stop`.
+/// Runs even when nothing is being approved: that is when an account goes stale.
+pub async fn watch_staleness(
+    settings: Arc<crate::config::Settings>,
+    store: Arc<dyn Store>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match status_lines(&settings, store.as_ref(), Utc::now()).await {
+            Ok(lines) => {
+                // status_lines has one line per WeChat channel, in the settings' order.
+                let names = settings.channels.channels.iter().filter_map(|(n, c)| {
+                    matches!(c, crate::config::ChannelSpec::Wechat(_)).then_some(n)
+                });
+                for (name, (level, line)) in names.zip(lines) {
+                    let history = store
+                        .list_deliveries(&DeliveryFilter {
+                            statuses: vec![DeliveryStatus::Delivered],
+                            channel: Some(name.clone()),
+                            ..DeliveryFilter::default()
+                        })
+                        .await
+                        .map(|rows| !rows.is_empty())
+                        .unwrap_or(true);
+                    if !history {
+                        // A new account in gongkai: nothing to measure yet (its earlier
+                        // updates, if any, were made outside gongkai).
+                        tracing::info!(target: "gongkai::wechat", "{line}（新接入的公众号，从首次发表起计算）");
+                        continue;
+                    }
+                    match level {
+                        Staleness::Fresh => tracing::info!(target: "gongkai::wechat", "{line}"),
+                        Staleness::Warn => tracing::warn!(target: "gongkai::wechat", "{line}"),
+                        Staleness::Critical => tracing::error!(target: "gongkai::wechat", "{line}"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("公众号停更检查失败：读取台账出错：{e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 #[async_trait]
 impl Channel for Wechat {
     fn name(&self) -> &str {
@@ -1362,6 +1736,33 @@ impl Channel for Wechat {
 
     fn template(&self) -> &str {
         &self.cfg.template
+    }
+
+    /// The rendered body, cleaned as it will be sent, within WeChat's content limits.
+    fn check_payload(&self, payload: &[u8]) -> Result<(), String> {
+        let html = std::str::from_utf8(payload).map_err(|_| "正文不是 UTF-8".to_string())?;
+        let content = content::clean(html, &BTreeMap::new());
+        if content.trim().is_empty() {
+            return Err("清理后的正文为空（微信不接受空正文）".into());
+        }
+        let chars = content.chars().count();
+        if chars >= CONTENT_MAX_CHARS || content.len() >= CONTENT_MAX_BYTES {
+            return Err(format!(
+                "正文 {chars} 字、{} 字节，超过微信正文上限（少于 {CONTENT_MAX_CHARS} 字且小于 1MB）",
+                content.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The AppSecret and the IP whitelist, by asking `stable_token` (non-forced: returns
+    /// the current token, never replaces it). In `token` mode nothing is asked: every
+    /// `/cgi-bin/token` call issues a new token and would cut the running daemon's short.
+    async fn healthcheck(&self) -> Result<(), DeliveryError> {
+        match self.cfg.token_mode {
+            TokenMode::StableToken => self.fetch_token().await.map(|_| ()),
+            TokenMode::Token => Ok(()),
+        }
     }
 
     async fn deliver(
@@ -1473,7 +1874,7 @@ mod tests {
     #[test]
     fn scripts_are_stripped() {
         assert_eq!(
-            strip_scripts("<p>a</p><SCRIPT>alert(1)</script><p>b</p>"),
+            strip_scripts("<p>a</p><SCRIPT>alert(1)</script><p onclick=\"x()\">b</p>"),
             "<p>a</p><p>b</p>"
         );
     }
@@ -1493,6 +1894,15 @@ mod tests {
         assert_eq!(staleness(ago(10), now, 10, 12), Staleness::Warn);
         assert_eq!(staleness(ago(12), now, 10, 12), Staleness::Critical);
         assert_eq!(staleness(None, now, 10, 12), Staleness::Critical);
+    }
+
+    #[test]
+    fn the_clientmsgid_is_deterministic_and_short() {
+        let a = clientmsgid("zpmzj-2017-00001", 1, "wechat");
+        assert_eq!(a, clientmsgid("zpmzj-2017-00001", 1, "wechat"));
+        assert_ne!(a, clientmsgid("zpmzj-2017-00001", 2, "wechat"));
+        assert_ne!(a, clientmsgid("zpmzj-2017-00001", 1, "wechat2"));
+        assert!(a.len() <= 32 && a.is_ascii(), "{a}");
     }
 
     #[test]

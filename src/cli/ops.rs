@@ -232,6 +232,9 @@ pub async fn show_delivery(config: &Path, id: i64, json: bool) -> anyhow::Result
     if let Some(t) = d.delivered_at {
         println!("送达时间：{}", china(t));
     }
+    if let Some(t) = d.displayed_until {
+        println!("下屏时间：{}", china(t));
+    }
     println!("\n尝试记录：");
     if attempts.is_empty() {
         println!("  （尚无）");
@@ -320,8 +323,12 @@ pub async fn report(
         anyhow::bail!("--year {year}：年份应在 1990 到 2100 之间");
     }
     let ledger = ledger(config).await?;
-    let rows = ledger.store.list_published().await?;
-    let r = report::build(&ledger.settings, &rows, year);
+    let groups = ledger.store.published_groups().await?;
+    let calendar = ledger.settings.calendar();
+    for w in calendar.warnings() {
+        eprintln!("警告：{w}");
+    }
+    let r = report::build(&ledger.settings, &groups, &calendar, year);
     let text = match format {
         ReportFormat::Md => report::to_markdown(&r),
         ReportFormat::Csv => report::to_csv(&r),

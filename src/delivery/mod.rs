@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::disclosure::{self, ValidationContext, ValidationErrors};
 use crate::domain::{Action, DeliveryStatus};
+use crate::gate::Gate;
 use crate::store::{
     DeliveryFilter, IngestOutcome, NewDelivery, NewDisclosure, RetryResult, Store, StoreError,
     WithdrawOutcome,
@@ -82,6 +83,31 @@ impl Ledger {
             channels: &channel_names,
         };
         let d = disclosure::parse_disclosure(raw, &ctx).map_err(SubmitError::Invalid)?;
+        // The content gate, before anything is stored or sent (hits are masked in logs).
+        let verdict = Gate::new(&self.settings.gate).check(&d);
+        if !verdict.overridden.is_empty() {
+            tracing::info!(
+                disclosure_id = %d.disclosure_id,
+                revision = d.revision,
+                hits = ?verdict.overridden.iter().map(|h| format!("{}@{} {} {}", h.field, h.position, h.rule.as_str(), h.masked)).collect::<Vec<_>>(),
+                "content gate hits let through by the approver's override"
+            );
+        }
+        if !verdict.blocking.is_empty() {
+            tracing::warn!(
+                disclosure_id = %d.disclosure_id,
+                revision = d.revision,
+                hits = ?verdict.blocking.iter().map(|h| format!("{}@{} {} {}", h.field, h.position, h.rule.as_str(), h.masked)).collect::<Vec<_>>(),
+                "disclosure refused by the content gate"
+            );
+            return Err(SubmitError::Invalid(ValidationErrors(
+                verdict
+                    .blocking
+                    .iter()
+                    .map(|h| h.to_field_error())
+                    .collect(),
+            )));
+        }
         let channels: Vec<String> = match &d.channels {
             Some(list) => list.clone(),
             None => self

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/deliveries/{id}", get(show_delivery))
         .route("/deliveries/{id}/retry", post(retry_one))
         .route("/report", get(year_report))
+        .route("/screens", get(list_screens))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -408,8 +409,15 @@ async fn year_report(
     State(state): State<AppState>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let rows = state.ledger.store.list_published().await?;
-    Ok(Json(report::build(&state.ledger.settings, &rows, q.year)).into_response())
+    let groups = state.ledger.store.published_groups().await?;
+    let calendar = state.ledger.settings.calendar();
+    Ok(Json(report::build(
+        &state.ledger.settings,
+        &groups,
+        &calendar,
+        q.year,
+    ))
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -420,6 +428,22 @@ struct FeedQuery {
 
 /// The screen's current feed: text in its encoding (one item per line, CRLF) or, with
 /// `?format=json`, UTF-8 JSON; an ETag, and 304 when `If-None-Match` matches.
+/// The LED screens as the daemon sees them: items up now and the controller's last answer.
+async fn list_screens(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    for (name, screen) in &state.screens {
+        let feed = screen.current(now).await;
+        out.push(json!({
+            "name": name,
+            "items": feed.items().len(),
+            "has_controller": screen.config().bx.is_some(),
+            "controller": screen.controller_status(),
+        }));
+    }
+    Ok(Json(out).into_response())
+}
+
 async fn led_feed(
     State(state): State<AppState>,
     Path(screen): Path<String>,

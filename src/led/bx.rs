@@ -21,6 +21,7 @@ pub const CMD_ACK: u8 = 0x00;
 pub const CMD_NACK: u8 = 0x01;
 pub const GROUP_SYSTEM: u8 = 0xA2;
 pub const CMD_PING: u8 = 0x00;
+pub const CMD_TIME_SYNC: u8 = 0x03;
 pub const GROUP_DISPLAY: u8 = 0xA3;
 pub const CMD_DYNAMIC_AREA: u8 = 0x06;
 
@@ -190,8 +191,10 @@ pub struct DynamicArea {
     /// 1 static, 2 quick type, 3 scroll left, 4 right, 5 up, 6 down.
     pub display_mode: u8,
     pub speed: u8,
-    /// In 0.5 s.
+    /// Seconds (the vendor's protocol document, 命令示例2: 0x0A = 停留时间10秒).
     pub stay_time: u8,
+    /// One line only (1), or several lines (2).
+    pub single_line: bool,
     /// 1 manual newlines, 2 auto-wrap.
     pub new_line: u8,
     pub text: Vec<u8>,
@@ -209,9 +212,10 @@ impl DynamicArea {
         r.push(0x00); // line spacing
         r.push(self.run_mode);
         r.extend_from_slice(&self.timeout.to_le_bytes());
-        r.push(0x00); // SoundMode: none (no further sound fields)
+        r.push(0x00); // sound: off (no further sound fields)
+        r.push(0x00); // extension bytes: none
         r.push(0x00); // alignment: left
-        r.push(if self.new_line == 1 { 1 } else { 2 }); // SingleLine
+        r.push(if self.single_line { 1 } else { 2 });
         r.push(self.new_line);
         r.push(self.display_mode);
         r.push(0x00); // ExitMode
@@ -223,11 +227,14 @@ impl DynamicArea {
     }
 
     fn decode(r: &[u8]) -> Option<DynamicArea> {
-        if r.len() < 26 {
+        if r.len() < 27 {
             return None;
         }
         let u16at = |i: usize| u16::from_le_bytes([r[i], r[i + 1]]);
-        let len = u32::from_le_bytes([r[22], r[23], r[24], r[25]]) as usize;
+        // Extension bytes (r[15]) come before the alignment; skip what the sender put there.
+        let ext = usize::from(r[15]);
+        let f = 16 + ext; // alignment
+        let len = u32::from_le_bytes([*r.get(f + 7)?, r[f + 8], r[f + 9], r[f + 10]]) as usize;
         Some(DynamicArea {
             x: u16at(1) & 0x7FFF,
             y: u16at(3),
@@ -236,18 +243,19 @@ impl DynamicArea {
             id: r[9],
             run_mode: r[11],
             timeout: u16at(12),
-            new_line: r[17],
-            display_mode: r[18],
-            speed: r[20],
-            stay_time: r[21],
-            text: r.get(26..26 + len)?.to_vec(),
+            single_line: r[f + 1] == 1,
+            new_line: r[f + 2],
+            display_mode: r[f + 3],
+            speed: r[f + 5],
+            stay_time: r[f + 6],
+            text: r.get(f + 11..f + 11 + len)?.to_vec(),
         })
     }
 }
 
 /// The update-dynamic-area command: delete `delete` areas first (0xFF = all), then write `areas`.
 pub fn dynamic_area_command(delete: &[u8], areas: &[DynamicArea]) -> Vec<u8> {
-    let mut d = vec![GROUP_DISPLAY, CMD_DYNAMIC_AREA, 0x00]; // ProcessMode 0
+    let mut d = request(GROUP_DISPLAY, CMD_DYNAMIC_AREA);
     d.push(delete.len() as u8);
     d.extend_from_slice(delete);
     d.push(areas.len() as u8);
@@ -271,7 +279,7 @@ pub fn parse_dynamic_area_command(data: &[u8]) -> Option<DynamicAreaUpdate> {
     if data.get(..2)? != [GROUP_DISPLAY, CMD_DYNAMIC_AREA] {
         return None;
     }
-    let mut i = 3;
+    let mut i = REQUEST_HEADER_LEN;
     let ndel = usize::from(*data.get(i)?);
     i += 1;
     let delete = data.get(i..i + ndel)?.to_vec();
@@ -288,12 +296,68 @@ pub fn parse_dynamic_area_command(data: &[u8]) -> Option<DynamicAreaUpdate> {
     (i == data.len()).then_some(DynamicAreaUpdate { delete, areas })
 }
 
-pub fn ack() -> Vec<u8> {
-    vec![GROUP_ANSWER, CMD_ACK]
+/// Bytes before a request's own data: CmdGroup, Cmd, Response, 2 reserved.
+pub const REQUEST_HEADER_LEN: usize = 5;
+
+/// The start of a request's data field: group, command, "the controller must answer"
+/// (0x01), two reserved bytes.
+pub fn request(group: u8, cmd: u8) -> Vec<u8> {
+    vec![group, cmd, 0x01, 0x00, 0x00]
 }
 
+/// The PING request (the controller answers ACK when it is online).
+pub fn ping() -> Vec<u8> {
+    request(GROUP_SYSTEM, CMD_PING)
+}
+
+/// The clock-setting request (8.10 系统时间校正): BCD year (low byte first, as the vendor's
+/// example sends 2013 as 0x13 0x20), month, day, hour, minute, second, weekday 1..7 (7 =
+/// Sunday), in the screen's local time. The two reserved bytes carry 0x08 0x00 as in the
+/// vendor's published example.
+pub fn time_sync(t: chrono::NaiveDateTime) -> Vec<u8> {
+    use chrono::{Datelike, Timelike};
+    let bcd = |v: u32| (((v / 10) % 10) << 4 | (v % 10)) as u8;
+    let year = t.year().max(0) as u32;
+    vec![
+        GROUP_SYSTEM,
+        CMD_TIME_SYNC,
+        0x01,
+        0x08,
+        0x00,
+        bcd(year % 100),
+        bcd(year / 100),
+        bcd(t.month()),
+        bcd(t.day()),
+        bcd(t.hour()),
+        bcd(t.minute()),
+        bcd(t.second()),
+        t.weekday().number_from_monday() as u8,
+    ]
+}
+
+/// Reads the time a clock-setting request carries.
+pub fn parse_time_sync(data: &[u8]) -> Option<chrono::NaiveDateTime> {
+    if data.get(..2)? != [GROUP_SYSTEM, CMD_TIME_SYNC] {
+        return None;
+    }
+    let t = data.get(REQUEST_HEADER_LEN..REQUEST_HEADER_LEN + 8)?;
+    let dec = |b: u8| u32::from(b >> 4) * 10 + u32::from(b & 0x0F);
+    let year = dec(t[1]) * 100 + dec(t[0]);
+    chrono::NaiveDate::from_ymd_opt(year as i32, dec(t[2]), dec(t[3]))?.and_hms_opt(
+        dec(t[4]),
+        dec(t[5]),
+        dec(t[6]),
+    )
+}
+
+/// The controller's ACK: CmdGroup 0xA0, Cmd 0x00, CmdError 0, two reserved bytes.
+pub fn ack() -> Vec<u8> {
+    vec![GROUP_ANSWER, CMD_ACK, 0x00, 0x00, 0x00]
+}
+
+/// The controller's NACK with its CmdError code.
 pub fn nack(code: u8) -> Vec<u8> {
-    vec![GROUP_ANSWER, CMD_NACK, code]
+    vec![GROUP_ANSWER, CMD_NACK, code, 0x00, 0x00]
 }
 
 /// Why a push did not get an ACK.
@@ -328,30 +392,41 @@ pub fn nack_reason(code: u8) -> &'static str {
 
 /// Connects, sends one frame, waits for ACK/NACK, closes.
 pub async fn push(address: &str, frame: &Frame, timeout: Duration) -> Result<(), PushError> {
+    push_all(address, std::slice::from_ref(frame), timeout).await
+}
+
+/// Connects and sends the frames in order on one connection, each answered by ACK before
+/// the next; the first NACK or failure ends it. `timeout` bounds the whole exchange.
+pub async fn push_all(address: &str, frames: &[Frame], timeout: Duration) -> Result<(), PushError> {
     let addr = address.to_string();
     let exchange = async {
         let mut s = TcpStream::connect(address)
             .await
             .map_err(|e| PushError::Connect(addr.clone(), e.to_string()))?;
-        s.write_all(&frame.encode())
-            .await
-            .map_err(|_| PushError::Dropped(addr.clone()))?;
-        let answer = read_frame(&mut s)
-            .await
-            .map_err(|_| PushError::Dropped(addr.clone()))?
-            .ok_or_else(|| PushError::Dropped(addr.clone()))?;
-        let f = Frame::decode(&answer)
-            .map_err(|e| PushError::BadAnswer(addr.clone(), e.to_string()))?;
-        match f.data.as_slice() {
-            [GROUP_ANSWER, CMD_ACK, ..] => Ok(()),
-            [GROUP_ANSWER, CMD_NACK, code, ..] => {
-                Err(PushError::Nack(addr.clone(), *code, nack_reason(*code)))
+        for frame in frames {
+            s.write_all(&frame.encode())
+                .await
+                .map_err(|_| PushError::Dropped(addr.clone()))?;
+            let answer = read_frame(&mut s)
+                .await
+                .map_err(|_| PushError::Dropped(addr.clone()))?
+                .ok_or_else(|| PushError::Dropped(addr.clone()))?;
+            let f = Frame::decode(&answer)
+                .map_err(|e| PushError::BadAnswer(addr.clone(), e.to_string()))?;
+            match f.data.as_slice() {
+                [GROUP_ANSWER, CMD_ACK, ..] => {}
+                [GROUP_ANSWER, CMD_NACK, code, ..] => {
+                    return Err(PushError::Nack(addr.clone(), *code, nack_reason(*code)))
+                }
+                other => {
+                    return Err(PushError::BadAnswer(
+                        addr.clone(),
+                        format!("不是 ACK/NACK：{}", hex::encode(other)),
+                    ))
+                }
             }
-            other => Err(PushError::BadAnswer(
-                addr.clone(),
-                format!("不是 ACK/NACK：{}", hex::encode(other)),
-            )),
         }
+        Ok(())
     };
     tokio::time::timeout(timeout, exchange)
         .await
@@ -404,17 +479,107 @@ mod tests {
         assert!(unstuff(&[0xA6, 0x03]).is_none());
     }
 
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    /// 命令示例1/2 of Onbon's published BX-5K/6K protocol (onbonlab.github.io,
+    /// docs/zh/k/potocol.md): a 128×32 dynamic area showing 欢迎光临 (GBK), static, 10 s
+    /// timeout, wildcard screen address and device type. Our encoder gives the same bytes,
+    /// CRC included.
     #[test]
-    fn a_ping_frame_has_the_documented_layout() {
-        let wire = Frame::to(0x8000, vec![GROUP_SYSTEM, CMD_PING]).encode();
-        let body = [
-            0x00, 0x80, 0x00, 0x80, 0, 0, 0, 0, 0, 0, 0xFE, 0x02, 0x02, 0x00, 0xA2, 0x00,
-        ];
-        let crc = crc16_arc(&body).to_le_bytes();
-        let mut expected = vec![0xA5; 8];
-        expected.extend(stuff(&[body.as_slice(), &crc].concat()));
-        expected.push(0x5A);
-        assert_eq!(wire, expected);
+    fn the_dynamic_area_frame_matches_the_vendors_published_example() {
+        let published = hex_bytes(
+            "a5 a5 a5 a5 a5 a5 a5 a5 fe ff 00 80 00 00 00 00 00 00 fe 02 2c 00 \
+             a3 06 01 00 00 00 01 23 00 00 00 80 00 00 80 80 20 00 00 00 00 0a 00 00 00 00 02 01 \
+             01 00 02 0a 08 00 00 00 bb b6 d3 ad b9 e2 c1 d9 3c 49 5a",
+        );
+        let (gbk, _, bad) = encoding_rs::GBK.encode("欢迎光临");
+        assert!(!bad);
+        let area = DynamicArea {
+            id: 0,
+            x: 0,
+            y: 0,
+            width: 128,
+            height: 32,
+            run_mode: RunMode::Loop as u8,
+            timeout: 10,
+            display_mode: 1,
+            speed: 2,
+            stay_time: 10,
+            single_line: false,
+            new_line: 1,
+            text: gbk.into_owned(),
+        };
+        let frame = Frame::to(
+            0xFFFE,
+            dynamic_area_command(&[], std::slice::from_ref(&area)),
+        );
+        assert_eq!(frame.encode(), published);
+        // And the emulator's side reads it back.
+        let decoded = Frame::decode(&published).unwrap();
+        let update = parse_dynamic_area_command(&decoded.data).unwrap();
+        assert_eq!(update.areas, [area]);
+        assert!(update.delete.is_empty());
+    }
+
+    /// 命令示例4 (ACK) and 命令示例5 (NACK, CmdError 5 = CRC error) as published, with their
+    /// CRCs and the nine-byte preamble the document shows.
+    #[test]
+    fn the_published_ack_and_nack_frames_decode() {
+        let ack_wire = hex_bytes(
+            "A5 A5 A5 A5 A5 A5 A5 A5 A5 00 80 FE FF 00 00 00 00 00 00 FE 02 05 00 A0 00 00 00 00 14 AC 5A",
+        );
+        let f = Frame::decode(&ack_wire).unwrap();
+        assert_eq!((f.dst, f.src), (0x8000, 0xFFFE));
+        assert_eq!(f.data, ack());
+        let nack_wire = hex_bytes(
+            "A5 A5 A5 A5 A5 A5 A5 A5 A5 00 80 FE FF 00 00 00 00 00 00 FE 02 05 00 A0 01 05 00 00 05 51 5A",
+        );
+        assert_eq!(Frame::decode(&nack_wire).unwrap().data, nack(ERR_CRC));
+        // What we send back from the emulator is byte for byte the same.
+        let mut ours = vec![PREAMBLE];
+        ours.extend(
+            Frame {
+                dst: 0x8000,
+                src: 0xFFFE,
+                display_mode: 0,
+                device_type: 0xFE,
+                data: ack(),
+            }
+            .encode(),
+        );
+        assert_eq!(ours, ack_wire);
+    }
+
+    /// The PING (8.7) and 校时 (8.10) examples as published, to screen address 1.
+    #[test]
+    fn ping_and_time_sync_frames_match_the_published_examples() {
+        assert_eq!(
+            Frame::to(0x0001, ping()).encode(),
+            hex_bytes(
+                "A5 A5 A5 A5 A5 A5 A5 A5 01 00 00 80 00 00 00 00 00 00 FE 02 05 00 A2 00 01 00 00 68 F8 5A"
+            )
+        );
+        // 2013-01-25 (a Friday) 11:17:26.
+        let t = chrono::NaiveDate::from_ymd_opt(2013, 1, 25)
+            .unwrap()
+            .and_hms_opt(11, 17, 26)
+            .unwrap();
+        let published = hex_bytes(
+            "A5 A5 A5 A5 A5 A5 A5 A5 01 00 00 80 00 00 00 00 00 00 FE 02 0D 00 A2 03 01 08 00 13 20 01 25 11 17 26 05 B0 3F 5A",
+        );
+        assert_eq!(Frame::to(0x0001, time_sync(t)).encode(), published);
+        let f = Frame::decode(&published).unwrap();
+        assert_eq!(parse_time_sync(&f.data), Some(t));
+    }
+
+    #[test]
+    fn a_ping_frame_escapes_special_bytes() {
+        let wire = Frame::to(0x8000, ping()).encode();
+        assert_eq!(Frame::decode(&wire).unwrap().data, ping());
         // 0xA5 in the data never shows up unescaped between preamble and end.
         let f = Frame::to(0x8000, vec![0xA5, 0x5A, 0xA6, 0x5B]);
         let w = f.encode();
@@ -443,11 +608,15 @@ mod tests {
             display_mode: 3,
             speed: 4,
             stay_time: 10,
+            single_line: true,
             new_line: 1,
             text: b"\\FO000\\C1\xb5\xcd\xb1\xa3".to_vec(),
         };
         let data = dynamic_area_command(&[0xFF], std::slice::from_ref(&area));
-        assert_eq!(&data[..6], &[0xA3, 0x06, 0x00, 0x01, 0xFF, 0x01]);
+        assert_eq!(
+            &data[..8],
+            &[0xA3, 0x06, 0x01, 0x00, 0x00, 0x01, 0xFF, 0x01]
+        );
         let parsed = parse_dynamic_area_command(&data).unwrap();
         assert_eq!(parsed.delete, vec![0xFF]);
         assert_eq!(parsed.areas, vec![area]);

@@ -4,11 +4,12 @@
 //! and the two serialised forms every output uses (`feed.txt` in the screen's encoding with
 //! CRLF, `feed.json` in UTF-8) plus their ETag. Pure: no I/O, the caller passes `now`.
 
-use chrono::{DateTime, Datelike, Duration, Utc, Weekday};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::text::{encode, LedEncoding};
+use crate::calendar::Calendar;
 
 /// One disclosure on the screen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,27 +31,28 @@ pub struct Feed {
 }
 
 /// The end of display: `display_days` calendar days after `from`, or, when longer, the
-/// minimum 公示期 in working days. Working days here are Monday to Friday: the holiday
-/// calendar (domain.md §2.4) is not in gongkai yet, so holidays make the period longer in
-/// reality than computed; never shorter than `display_days`.
+/// minimum 公示期 of `min_working_days` Chinese working days (weekends, public holidays and
+/// 调休 make-up days, from `calendar`), counted in China time from the day it went up.
 pub fn displayed_until(
     from: DateTime<Utc>,
     display_days: u32,
     min_working_days: Option<u32>,
+    calendar: &Calendar,
 ) -> DateTime<Utc> {
     let by_days = from + Duration::days(i64::from(display_days));
     let Some(wd) = min_working_days.filter(|n| *n > 0) else {
         return by_days;
     };
-    let mut at = from;
-    let mut left = wd;
-    while left > 0 {
-        at += Duration::days(1);
-        if !matches!(at.weekday(), Weekday::Sat | Weekday::Sun) {
-            left -= 1;
-        }
-    }
-    at.max(by_days)
+    let china = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    let local = from.with_timezone(&china);
+    let end_day = calendar.add_working_days(local.date_naive(), wd);
+    let end = end_day
+        .and_time(local.time())
+        .and_local_timezone(china)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(by_days);
+    end.max(by_days)
 }
 
 impl Feed {
@@ -168,18 +170,31 @@ mod tests {
             revision: rev,
             text: text.into(),
             shown_from: from,
-            displayed_until: displayed_until(from, 7, None),
+            displayed_until: displayed_until(from, 7, None, &Calendar::weekends_only()),
         }
     }
 
     #[test]
     fn expiry_is_seven_days_or_the_working_day_minimum_whichever_is_longer() {
+        let plain = Calendar::weekends_only();
         // 2017-04-07 is a Friday.
-        assert_eq!(displayed_until(at(7, 1), 7, None), at(14, 1));
-        assert_eq!(displayed_until(at(7, 1), 7, Some(3)), at(14, 1));
+        assert_eq!(displayed_until(at(7, 1), 7, None, &plain), at(14, 1));
+        assert_eq!(displayed_until(at(7, 1), 7, Some(3), &plain), at(14, 1));
         // 7 working days from Friday: Mon 10 … Tue 18.
-        assert_eq!(displayed_until(at(7, 1), 7, Some(7)), at(18, 1));
-        assert_eq!(displayed_until(at(7, 1), 7, Some(10)), at(21, 1));
+        assert_eq!(displayed_until(at(7, 1), 7, Some(7), &plain), at(18, 1));
+        assert_eq!(displayed_until(at(7, 1), 7, Some(10), &plain), at(21, 1));
+    }
+
+    #[test]
+    fn the_display_period_skips_chinese_public_holidays() {
+        // Up on Thursday 2026-02-12 (China time): the Spring Festival holiday runs 02-15..23,
+        // 02-14 (Sat) is a make-up working day. 7 working days: 13, 14, 24, 25, 26, 27, 28.
+        let cal = Calendar::embedded();
+        let from = Utc.with_ymd_and_hms(2026, 2, 12, 2, 0, 0).unwrap(); // 10:00 China time
+        assert_eq!(
+            displayed_until(from, 7, Some(7), &cal),
+            Utc.with_ymd_and_hms(2026, 2, 28, 2, 0, 0).unwrap()
+        );
     }
 
     #[test]

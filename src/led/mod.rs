@@ -21,7 +21,8 @@ use chrono::{DateTime, FixedOffset, NaiveTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::channel::{DeliveryError, DeliveryRequest, Receipt};
+use crate::calendar::Calendar;
+use crate::channel::{DeliveryError, DeliveryRequest, Receipt, Sent};
 use crate::config::{LedConfig, LedMode, Settings};
 use crate::domain::{Action, DeliveryStatus};
 use crate::store::{DeliveryFilter, Store, StoredDisclosure};
@@ -55,19 +56,53 @@ pub struct ControllerStatus {
 pub struct Screen {
     name: String,
     cfg: LedConfig,
+    /// Counts the 公示期 in Chinese working days.
+    calendar: Arc<Calendar>,
     feed: tokio::sync::Mutex<Feed>,
     controller: Mutex<ControllerStatus>,
+    /// Items that came down (expired, withdrawn, replaced by a newer revision) and are not
+    /// yet written to the ledger as `displayed_until`; the refresh loop drains it.
+    came_down: Mutex<Vec<CameDown>>,
+    /// Where the next refresh starts in the feed, so long feeds take turns on the controller.
+    rotation: std::sync::atomic::AtomicUsize,
+}
+
+/// One item that left the screen: the 公示 evidence the ledger keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameDown {
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub at: DateTime<Utc>,
 }
 
 impl Screen {
     /// No I/O: the feed starts empty until [`restore`] fills it.
-    pub fn new(name: &str, cfg: LedConfig) -> Screen {
+    pub fn new(name: &str, cfg: LedConfig, calendar: Arc<Calendar>) -> Screen {
         Screen {
             name: name.to_string(),
             cfg,
+            calendar,
             feed: tokio::sync::Mutex::new(Feed::default()),
             controller: Mutex::new(ControllerStatus::default()),
+            came_down: Mutex::new(Vec::new()),
+            rotation: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    fn note_came_down(&self, item: &FeedItem, at: DateTime<Utc>) {
+        self.came_down
+            .lock()
+            .expect("came_down lock")
+            .push(CameDown {
+                disclosure_id: item.disclosure_id.clone(),
+                revision: item.revision,
+                at,
+            });
+    }
+
+    /// Takes the items that came down since the last call.
+    pub fn take_came_down(&self) -> Vec<CameDown> {
+        std::mem::take(&mut *self.came_down.lock().expect("came_down lock"))
     }
 
     pub fn name(&self) -> &str {
@@ -164,10 +199,12 @@ impl Screen {
         &self,
         req: &DeliveryRequest,
         now: DateTime<Utc>,
-    ) -> Result<Receipt, DeliveryError> {
+    ) -> Result<Sent, DeliveryError> {
         let who = format!("公开件 {} 第 {} 版", req.disclosure_id, req.revision);
         let mut feed = self.feed.lock().await;
         let mut next = feed.clone();
+        // What this change takes off the screen, written down once the outputs show it.
+        let mut leaving: Vec<FeedItem> = Vec::new();
         let detail = match req.action {
             Action::Publish => {
                 let text = self.prepare(&req.payload).map_err(|e| {
@@ -182,49 +219,76 @@ impl Screen {
                         now,
                         self.cfg.display_days,
                         req.display_min_working_days,
+                        &self.calendar,
                     ),
                 };
                 let until = item.displayed_until;
                 match next.upsert(item) {
-                    Ok(_) => format!(
-                        "已上屏 {}，显示至 {}",
-                        self.name,
-                        china(until).format("%Y-%m-%d %H:%M")
-                    ),
+                    Ok(replaced) => {
+                        leaving.extend(replaced);
+                        format!(
+                            "已上屏 {}，显示至 {}",
+                            self.name,
+                            china(until).format("%Y-%m-%d %H:%M")
+                        )
+                    }
                     Err(newer) => {
-                        return Ok(Receipt {
+                        return Ok(Sent::Done(Receipt {
                             remote_id: Some(self.remote_id(&req.disclosure_id)),
                             detail: Some(format!(
                                 "屏幕 {} 已显示更新的第 {} 版，本版不再上屏",
                                 self.name, newer.revision
                             )),
                             ..Receipt::default()
-                        })
+                        }))
                     }
                 }
             }
             Action::Withdraw => match next.remove(&req.disclosure_id) {
-                Some(_) => format!(
-                    "已从屏幕 {} 撤下，displayed_until = {}",
-                    self.name,
-                    china(now).format("%Y-%m-%d %H:%M:%S")
-                ),
+                Some(item) => {
+                    leaving.push(item);
+                    format!(
+                        "已从屏幕 {} 撤下，displayed_until = {}",
+                        self.name,
+                        china(now).format("%Y-%m-%d %H:%M:%S")
+                    )
+                }
                 None => format!("屏幕 {} 上已没有此条（已到期或从未上屏）", self.name),
             },
         };
-        next.expire(now);
-        self.write_outputs(&next, now)
+        let expired = next.expire(now);
+        // A controller that is switched off (outside on_hours) cannot acknowledge: the
+        // delivery waits for the screen to come on rather than count as shown.
+        // It is a wait, not a failure: no retry budget is used.
+        if let (Some(_), Some(wait)) = (&self.cfg.bx, self.until_on(now)) {
+            return Ok(Sent::Pending {
+                check_after: wait,
+                detail: format!(
+                    "{who}，LED 屏 {} 在开屏时间（{}）以外，开屏后再推送",
+                    self.name,
+                    self.cfg.on_hours.as_deref().unwrap_or_default()
+                ),
+            });
+        }
+        self.write_outputs(&next, now, false)
             .await
             .map_err(|e| DeliveryError {
                 detail: format!("{who}，{}", e.detail),
                 ..e
             })?;
         *feed = next;
-        Ok(Receipt {
+        for item in leaving {
+            self.note_came_down(&item, now);
+        }
+        for item in expired {
+            let at = item.displayed_until;
+            self.note_came_down(&item, at);
+        }
+        Ok(Sent::Done(Receipt {
             remote_id: Some(self.remote_id(&req.disclosure_id)),
             detail: Some(detail),
             ..Receipt::default()
-        })
+        }))
     }
 
     fn remote_id(&self, disclosure_id: &str) -> String {
@@ -240,18 +304,40 @@ impl Screen {
         let expired = feed.expire(now);
         for i in &expired {
             tracing::info!(screen = %self.name, disclosure_id = %i.disclosure_id, displayed_until = %i.displayed_until, "LED 条目到期下屏");
+            self.note_came_down(i, i.displayed_until);
         }
-        if let Err(e) = self.write_outputs(&feed, now).await {
+        if let Err(e) = self.write_outputs(&feed, now, true).await {
             tracing::warn!(screen = %self.name, cause = %e.detail, "LED 屏刷新失败，下次刷新再试");
         }
         expired
     }
 
-    async fn write_outputs(&self, feed: &Feed, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    /// `rotate`: a refresh shows the items after the ones shown last, so a feed longer than
+    /// one controller area goes round over successive refreshes; a delivery starts at the
+    /// newest item, so what was just published is on the screen at once.
+    async fn write_outputs(
+        &self,
+        feed: &Feed,
+        now: DateTime<Utc>,
+        rotate: bool,
+    ) -> Result<(), DeliveryError> {
         if let Some(bx) = &self.cfg.bx {
             if self.is_on(now) {
-                let frame = self.bx_frame(feed);
-                let res = bx::push(&bx.address, &frame, bx.timeout).await;
+                let start = if rotate {
+                    self.rotation.load(std::sync::atomic::Ordering::Relaxed)
+                } else {
+                    0
+                };
+                let (frame, shown) = self.bx_frame(feed, start);
+                self.rotation
+                    .store(start + shown, std::sync::atomic::Ordering::Relaxed);
+                // PING and the clock first (domain.md §5.4), then the area, on one connection.
+                let session = [
+                    bx::Frame::to(bx.screen_address, bx::ping()),
+                    bx::Frame::to(bx.screen_address, bx::time_sync(china(now).naive_local())),
+                    frame,
+                ];
+                let res = bx::push_all(&bx.address, &session, bx.timeout).await;
                 let mut st = self.controller.lock().expect("status lock");
                 st.last_push_at = Some(now);
                 st.last_push_ok = Some(res.is_ok());
@@ -294,19 +380,28 @@ impl Screen {
     }
 
     fn is_on(&self, now: DateTime<Utc>) -> bool {
-        let Some((from, to)) = self.cfg.on_hours.as_deref().and_then(parse_on_hours) else {
-            return true;
-        };
+        self.until_on(now).is_none()
+    }
+
+    /// `None` while the screen is on (or has no on_hours); else how long until it comes on.
+    fn until_on(&self, now: DateTime<Utc>) -> Option<std::time::Duration> {
+        let (from, to) = self.cfg.on_hours.as_deref().and_then(parse_on_hours)?;
         let t = china(now).time();
-        if from < to {
+        let on = if from < to {
             from <= t && t < to
         } else {
             t >= from || t < to
+        };
+        if on {
+            return None;
         }
+        let wait = (from - t).num_seconds().rem_euclid(24 * 3600);
+        Some(std::time::Duration::from_secs(wait as u64))
     }
 
-    /// The dynamic area frame showing `feed`: newest items first, as many as one area holds.
-    pub fn bx_frame(&self, feed: &Feed) -> bx::Frame {
+    /// The dynamic area frame showing `feed` from item `start` (modulo the feed's length)
+    /// on, as many items as one area holds, wrapping round; also how many it holds.
+    pub fn bx_frame(&self, feed: &Feed, start: usize) -> (bx::Frame, usize) {
         let bx = self
             .cfg
             .bx
@@ -328,7 +423,10 @@ impl Screen {
             LedMode::Page => ("\\n", "\\n"),
         };
         let mut first = true;
-        for item in feed.items() {
+        let items = feed.items();
+        let mut count = 0;
+        let order = (0..items.len()).map(|k| &items[(start + k) % items.len().max(1)]);
+        for item in order {
             let shown = match self.cfg.mode {
                 LedMode::Scroll => item.text.clone(),
                 LedMode::Page => text::wrap(&item.text, self.units_per_line()).join(newline),
@@ -342,10 +440,11 @@ impl Screen {
                 bytes = s;
             }
             if data.len() + bytes.len() > self.cfg.max_bytes_per_area {
-                break; // the rest stays in the file and HTTP feed
+                break; // the rest comes at the next refreshes (and is in the file and HTTP feed)
             }
             data.extend(bytes);
             first = false;
+            count += 1;
         }
         let areas = if feed.items().is_empty() {
             Vec::new()
@@ -363,14 +462,18 @@ impl Screen {
                     LedMode::Page => 1,
                 },
                 speed: bx.speed,
-                stay_time: bx.stay_seconds.saturating_mul(2),
+                stay_time: bx.stay_seconds,
+                single_line: self.cfg.lines <= 1,
                 new_line: 1,
                 text: data,
             }]
         };
-        bx::Frame::to(
-            bx.screen_address,
-            bx::dynamic_area_command(&[bx.area_id], &areas),
+        (
+            bx::Frame::to(
+                bx.screen_address,
+                bx::dynamic_area_command(&[bx.area_id], &areas),
+            ),
+            count,
         )
     }
 }
@@ -434,6 +537,10 @@ pub async fn restore(
             if d.withdrawn_at.is_some() {
                 continue;
             }
+            // It came down before the restart: nothing to put back.
+            if row.displayed_until.is_some() {
+                continue;
+            }
             let (Some(payload), Some(at)) = (&row.payload, row.delivered_at) else {
                 continue;
             };
@@ -449,6 +556,7 @@ pub async fn restore(
                     at,
                     screen.cfg.display_days,
                     min_display_working_days(settings, &d),
+                    &screen.calendar,
                 ),
             });
         }
@@ -459,22 +567,47 @@ pub async fn restore(
     Ok(())
 }
 
-/// Refreshes every screen every `refresh` until `shutdown` turns true.
-pub async fn run_refresh(screens: Screens, shutdown: watch::Receiver<bool>) {
+/// Refreshes every screen every `refresh` until `shutdown` turns true, and writes down in
+/// the ledger when items came down (`displayed_until`), also once more on the way out.
+pub async fn run_refresh(screens: Screens, store: Arc<dyn Store>, shutdown: watch::Receiver<bool>) {
     let mut tasks = tokio::task::JoinSet::new();
     for screen in screens.into_values() {
         let mut stop = shutdown.clone();
+        let store = store.clone();
         tasks.spawn(async move {
             loop {
                 screen.refresh(Utc::now()).await;
+                record_came_down(&screen, store.as_ref()).await;
                 tokio::select! {
                     _ = tokio::time::sleep(screen.cfg.refresh) => {}
                     _ = stop.wait_for(|s| *s) => break,
                 }
             }
+            record_came_down(&screen, store.as_ref()).await;
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Writes the screen's came-down items to the ledger; what fails stays queued for next time.
+pub async fn record_came_down(screen: &Screen, store: &dyn Store) {
+    let mut failed = Vec::new();
+    for c in screen.take_came_down() {
+        if let Err(e) = store
+            .record_displayed_until(&screen.name, &c.disclosure_id, c.revision, c.at)
+            .await
+        {
+            tracing::warn!(screen = %screen.name, disclosure_id = %c.disclosure_id, cause = %e, "记录下屏时间失败，稍后重试");
+            failed.push(c);
+        }
+    }
+    if !failed.is_empty() {
+        screen
+            .came_down
+            .lock()
+            .expect("came_down lock")
+            .extend(failed);
+    }
 }
 
 #[cfg(test)]
@@ -515,6 +648,32 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn outside_on_hours_the_wait_runs_to_the_next_switch_on() {
+        let cfg: LedConfig = toml::from_str(
+            "width_px = 256\nheight_px = 16\nencoding = \"gb2312\"\non_hours = \"08:00-18:00\"\n",
+        )
+        .unwrap();
+        let screen = Screen::new(
+            "hall",
+            cfg,
+            std::sync::Arc::new(crate::calendar::Calendar::weekends_only()),
+        );
+        let at = |h, m| {
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 2, h, m, 0).unwrap()
+                - chrono::Duration::hours(8)
+        };
+        assert_eq!(screen.until_on(at(9, 0)), None);
+        assert_eq!(
+            screen.until_on(at(20, 30)),
+            Some(std::time::Duration::from_secs((11 * 60 + 30) * 60))
+        );
+        assert_eq!(
+            screen.until_on(at(7, 0)),
+            Some(std::time::Duration::from_secs(3600))
+        );
     }
 
     #[test]

@@ -72,6 +72,8 @@ struct Inner {
     areas: BTreeMap<u8, ShownArea>,
     faults: VecDeque<LedFault>,
     frames: u64,
+    /// The time the controller was last set to (校时), local time.
+    clock: Option<chrono::NaiveDateTime>,
     acks: u64,
     nacks: u64,
     dropped: u64,
@@ -93,6 +95,7 @@ impl Default for LedEmulator {
                 areas: BTreeMap::new(),
                 faults: VecDeque::new(),
                 frames: 0,
+                clock: None,
                 acks: 0,
                 nacks: 0,
                 dropped: 0,
@@ -186,6 +189,7 @@ impl LedEmulator {
             "areas": areas,
             "frames": g.frames,
             "acks": g.acks,
+            "clock_set_to": g.clock.map(|t| t.to_string()),
             "nacks": g.nacks,
             "dropped": g.dropped,
             "power_cuts": g.power_cuts,
@@ -223,6 +227,13 @@ impl LedEmulator {
         Self::expire(&mut g, now);
         match frame.data.get(..2) {
             Some([bx::GROUP_SYSTEM, bx::CMD_PING]) => {}
+            Some([bx::GROUP_SYSTEM, bx::CMD_TIME_SYNC]) => match bx::parse_time_sync(&frame.data) {
+                Some(t) => g.clock = Some(t),
+                None => {
+                    g.nacks += 1;
+                    return Some(bx::nack(14)); // ERR_DATE_TIME_FORMAT
+                }
+            },
             Some([bx::GROUP_DISPLAY, bx::CMD_DYNAMIC_AREA]) => {
                 let Some(update) = bx::parse_dynamic_area_command(&frame.data) else {
                     g.nacks += 1;
@@ -359,6 +370,7 @@ mod tests {
             display_mode: 3,
             speed: 4,
             stay_time: 0,
+            single_line: true,
             new_line: 1,
             text: b"\\FO000\\C1\xb5\xcd\xb1\xa3".to_vec(),
         };

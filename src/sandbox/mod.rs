@@ -134,6 +134,7 @@ pub fn router(state: SandboxState) -> Router {
         )
         .route("/_sandbox/wechat/expire_tokens", post(wechat_expire_tokens))
         .route("/_sandbox/wechat/callback", post(wechat_set_callback))
+        .route("/_sandbox/wechat/mass_quota", post(wechat_mass_quota))
         .with_state(state.clone());
     let led_control = Router::new()
         .route(
@@ -163,6 +164,22 @@ async fn get_state(State(state): State<SandboxState>) -> Json<serde_json::Value>
 /// `POST /_sandbox/wechat/expire_tokens`: every WeChat token expires now.
 async fn wechat_expire_tokens(State(state): State<SandboxState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "expired": state.wechat().expire_tokens() }))
+}
+
+#[derive(Deserialize)]
+struct MassQuotaBody {
+    appid: String,
+    remaining: Option<u64>,
+}
+
+/// `POST /_sandbox/wechat/mass_quota {"appid","remaining"}`: how many more mass sends the
+/// account may make (null = no limit); then sendall answers 45028.
+async fn wechat_mass_quota(
+    State(state): State<SandboxState>,
+    Json(b): Json<MassQuotaBody>,
+) -> Json<serde_json::Value> {
+    state.wechat().set_mass_quota(&b.appid, b.remaining);
+    Json(serde_json::json!({"ok": true}))
 }
 
 #[derive(Deserialize)]

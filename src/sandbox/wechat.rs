@@ -13,6 +13,10 @@
 //!   finishes `publish_delay` later and a signed `PUBLISHJOBFINISH` (plain mode) is pushed to
 //!   the account's callback URL, if one is set;
 //! * `GET /wechat_api/s/{article_id}`: the published article page (the `article_url`).
+//! * `message/mass/sendall` (mpnews): the draft is consumed; a `clientmsgid` seen in the last
+//!   24 h answers 45065 with the earlier `msg_id` (a replay, never a second send); a quota set
+//!   with `POST /_sandbox/wechat/mass_quota` ([`WechatState::set_mass_quota`], default: no
+//!   limit) answers 45028 when used up.
 //!
 //! Fault injection uses the sandbox's fault table ([`errcode_fault`] builds "errcode N for the
 //! next K calls of a path"; `delay_ms` adds latency); `POST /_sandbox/wechat/expire_tokens`
@@ -131,6 +135,7 @@ struct Inner {
     callback_failures: u64,
     calls: BTreeMap<String, u64>,
     seq: u64,
+    mass: MassState,
 }
 
 impl Inner {
@@ -221,6 +226,9 @@ impl WechatState {
     pub fn snapshot(&self) -> Value {
         let g = self.inner.lock().unwrap();
         json!({
+            "mass_sends": g.mass.sends,
+            "mass_replays": g.mass.replays,
+            "mass_duplicates": g.mass.duplicates,
             "grants": g.grants,
             "materials": g.materials.len(),
             "uploadimgs": g.uploadimgs,
@@ -316,6 +324,7 @@ pub fn router(state: WechatState) -> Router {
         .route("/cgi-bin/freepublish/batchget", post(batchget))
         .route("/cgi-bin/freepublish/getarticle", post(getarticle))
         .route("/s/{article_id}", get(article_page))
+        .route("/cgi-bin/message/mass/sendall", post(mass_sendall))
         .with_state(state)
 }
 
@@ -877,6 +886,144 @@ async fn article_page(State(state): State<WechatState>, Path(id): Path<String>) 
         Some(_) => (StatusCode::GONE, "该内容已被发布者删除").into_response(),
         None => (StatusCode::NOT_FOUND, "没有这篇文章").into_response(),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Mass send (群发, wechat-protocol.md §6.7)
+
+/// One accepted `message/mass/sendall`.
+#[derive(Clone, Serialize)]
+struct MassSend {
+    msg_id: u64,
+    appid: String,
+    clientmsgid: Option<String>,
+    title: String,
+    #[serde(skip)]
+    content_sha256: String,
+    #[serde(skip)]
+    at: Instant,
+}
+
+#[derive(Default)]
+struct MassState {
+    sends: Vec<MassSend>,
+    /// Sends answered 45065 (the same clientmsgid within 24 h): replays, not duplicates.
+    replays: u64,
+    /// Accepted sends of an article (title and content) the account had already mass-sent.
+    duplicates: u64,
+    /// Remaining accepted sends per account in the current period; absent = no limit.
+    quota: HashMap<String, u64>,
+}
+
+/// How long WeChat remembers a clientmsgid.
+const CLIENTMSGID_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+impl WechatState {
+    /// Sets how many more mass sends an account may make in this period (`None` = no
+    /// limit); when none are left, sendall answers 45028.
+    pub fn set_mass_quota(&self, appid: &str, remaining: Option<u64>) {
+        let mut g = self.inner.lock().unwrap();
+        match remaining {
+            Some(n) => g.mass.quota.insert(appid.to_string(), n),
+            None => g.mass.quota.remove(appid),
+        };
+    }
+}
+
+/// `POST /cgi-bin/message/mass/sendall`: an mpnews send to all followers (or a tag). The
+/// draft is consumed; a clientmsgid seen in the last 24 h answers 45065 with that send's
+/// msg_id (nothing is sent again); an account out of quota gets 45028.
+async fn mass_sendall(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
+    let appid = match authorize(&state, &q, "/cgi-bin/message/mass/sendall") {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let v = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if str_field(&v, "msgtype") != Some("mpnews") {
+        return err(40008, "invalid message type");
+    }
+    if v.pointer("/filter/is_to_all")
+        .and_then(Value::as_bool)
+        .is_none()
+    {
+        return err(40002, "invalid filter");
+    }
+    let cid = str_field(&v, "clientmsgid").map(str::to_string);
+    if cid.as_ref().is_some_and(|c| c.len() > 64) {
+        return err(45067, "clientmsgid size out of limit");
+    }
+    let mut g = state.inner.lock().unwrap();
+    if let Some(c) = &cid {
+        let earlier = g
+            .mass
+            .sends
+            .iter()
+            .find(|m| {
+                m.appid == appid
+                    && m.clientmsgid.as_deref() == Some(c.as_str())
+                    && m.at.elapsed() < CLIENTMSGID_WINDOW
+            })
+            .map(|m| m.msg_id);
+        if let Some(msg_id) = earlier {
+            g.mass.replays += 1;
+            return Json(json!({
+                "errcode": 45065,
+                "errmsg": "clientmsgid exist",
+                "msg_id": msg_id,
+            }))
+            .into_response();
+        }
+    }
+    let media_id = v
+        .pointer("/mpnews/media_id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(draft) = g
+        .drafts
+        .get(&media_id)
+        .filter(|d| d.appid == appid)
+        .cloned()
+    else {
+        return err(40007, "invalid media_id");
+    };
+    if let Some(left) = g.mass.quota.get_mut(&appid) {
+        if *left == 0 {
+            return err(45028, "has no masssend quota");
+        }
+        *left -= 1;
+    }
+    // Like a publish, a mass send uses the draft up.
+    g.drafts.remove(&media_id);
+    let first = draft.articles.first().cloned().unwrap_or(Value::Null);
+    let hash = content_hash(&first);
+    if g.mass
+        .sends
+        .iter()
+        .any(|m| m.appid == appid && m.content_sha256 == hash)
+    {
+        g.mass.duplicates += 1;
+    }
+    g.seq += 1;
+    let msg_id = 1_000_000_000 + g.seq;
+    g.mass.sends.push(MassSend {
+        msg_id,
+        appid,
+        clientmsgid: cid,
+        title: str_field(&first, "title").unwrap_or("").to_string(),
+        content_sha256: hash,
+        at: Instant::now(),
+    });
+    Json(json!({
+        "errcode": 0,
+        "errmsg": "send job submission success",
+        "msg_id": msg_id,
+        "msg_data_id": msg_id * 10,
+    }))
+    .into_response()
 }
 
 #[cfg(test)]

@@ -137,6 +137,8 @@ pub struct DeliveryRow {
     /// What earlier attempts did (owned by the channel, e.g. WeChat's draft media_id and
     /// publish_id), saved under the claim before each next remote step.
     pub progress: Option<serde_json::Value>,
+    /// When the item left a display channel (LED), for publish deliveries that put one up.
+    pub displayed_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -249,6 +251,28 @@ pub struct PublishedRow {
     pub first_delivered_at: DateTime<Utc>,
 }
 
+/// Published items grouped for counting (report, deadlines): `items` (disclosure, channel)
+/// pairs that share every other field. Compact: one row per distinct combination, so a
+/// ledger of a million deliveries gives a few thousand groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedGroup {
+    pub channel: String,
+    pub kind: ChannelKind,
+    /// The category of the item's latest revision.
+    pub category: String,
+    /// The year the item counts in: its publish_date's year (first revision that has one),
+    /// else the year (China time, UTC+8) of its first delivery on any channel.
+    pub count_year: i32,
+    /// The formed date (生成日期) of the item's first revision: the deadline's start.
+    pub formed_date: NaiveDate,
+    /// The day (China time) this channel first accepted any revision of the item.
+    pub delivered_on: NaiveDate,
+    /// True for exactly one channel per item (the first channel name in byte order), so
+    /// summing `items` over primary groups counts each item once.
+    pub primary: bool,
+    pub items: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a revision and, in the same transaction, its deliveries (status `pending`,
@@ -346,8 +370,26 @@ pub trait Store: Send + Sync + 'static {
     /// `withdrawn` with `delivered_at` set), one row per (disclosure, channel), for counting.
     async fn list_published(&self) -> StoreResult<Vec<PublishedRow>>;
 
+    /// The same publish deliveries as `list_published` (delivered at least once; withdrawn
+    /// later still counts), one per (disclosure, channel), grouped by every field of
+    /// `PublishedGroup` and counted in the database, ordered by channel, category,
+    /// count_year, formed_date, delivered_on, primary. China time is a fixed UTC+8 (no DST).
+    /// Must answer within a second over a million deliveries: it is the report's only query.
+    async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>>;
+
     /// The earliest time a due delivery becomes due (for the worker's sleep), if any.
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Records when a displayed item (an LED screen's) came down: sets `displayed_until` on
+    /// the delivered publish delivery of that disclosure, revision and channel, unless it was
+    /// set before (the first record wins: an item comes down once). Unknown rows are ignored.
+    async fn record_displayed_until(
+        &self,
+        channel: &str,
+        disclosure_id: &str,
+        revision: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// Saves what this attempt has done so far (the channel's own JSON), before the next
     /// remote step. Only under the current claim (`Conflict` otherwise: another instance

@@ -41,7 +41,8 @@ macro_rules! delivery_cols {
     () => {
         "id, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
          next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
-         last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress"
+         last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress, \
+         displayed_until"
     };
 }
 
@@ -557,7 +558,7 @@ impl Store for PostgresStore {
              deliveries.requested_by, deliveries.claimed_by, deliveries.claimed_until, \
              deliveries.remote_id, deliveries.url, deliveries.last_error, deliveries.payload, \
              deliveries.payload_sha256, deliveries.created_at, deliveries.updated_at, \
-             deliveries.delivered_at, deliveries.progress",
+             deliveries.delivered_at, deliveries.progress, deliveries.displayed_until",
             ", deliveries.claim_token, deliveries.claim_trigger, deliveries.claim_requested_by"
         ))
         .bind(&claim_ids)
@@ -834,6 +835,86 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>> {
+        // As in sqlite.rs (lpad for printf('%010d'); China time is UTC+8 without DST).
+        let rows = sqlx::query(
+            "WITH per AS (
+                 SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
+                 FROM deliveries
+                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 GROUP BY disclosure_id, channel),
+             item AS (
+                 SELECT disclosure_id,
+                     substr(MAX(lpad(revision::TEXT, 10, '0') || category), 11) AS category,
+                     substr(MIN(lpad(revision::TEXT, 10, '0') || formed_date), 11) AS formed_date,
+                     substr(MIN(CASE WHEN publish_date IS NOT NULL
+                                THEN lpad(revision::TEXT, 10, '0') || publish_date END), 11)
+                         AS publish_date
+                 FROM disclosures
+                 GROUP BY disclosure_id),
+             joined AS (
+                 SELECT p.channel, p.kind, i.category, i.formed_date, i.publish_date, p.first_at,
+                     MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
+                     ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
+                 FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
+             SELECT channel, MAX(kind) AS kind, category,
+                 COALESCE(substr(publish_date, 1, 4)::BIGINT,
+                          EXTRACT(YEAR FROM to_timestamp(item_first_at / 1000 + 28800)
+                                  AT TIME ZONE 'UTC')::BIGINT)
+                     AS count_year,
+                 formed_date,
+                 to_char(to_timestamp(first_at / 1000 + 28800) AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                     AS delivered_on,
+                 rn = 1 AS is_primary,
+                 COUNT(*) AS items
+             FROM joined
+             GROUP BY channel, category, count_year, formed_date, delivered_on, is_primary
+             ORDER BY channel, category, count_year, formed_date, delivered_on, is_primary",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "grouping published deliveries"))?;
+        rows.iter()
+            .map(|row| {
+                let formed: String = col(row, "formed_date")?;
+                let delivered: String = col(row, "delivered_on")?;
+                Ok(PublishedGroup {
+                    channel: col(row, "channel")?,
+                    kind: enum_col(row, "kind")?,
+                    category: col(row, "category")?,
+                    count_year: col::<i64>(row, "count_year")? as i32,
+                    formed_date: parse_date(&formed, "formed_date")?,
+                    delivered_on: parse_date(&delivered, "delivered_on")?,
+                    primary: col::<bool>(row, "is_primary")?,
+                    items: col::<i64>(row, "items")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_displayed_until(
+        &self,
+        channel: &str,
+        disclosure_id: &str,
+        revision: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE deliveries SET displayed_until = $4
+             WHERE channel = $1 AND disclosure_id = $2 AND revision = $3
+               AND action = 'publish' AND delivered_at IS NOT NULL
+               AND displayed_until IS NULL",
+        )
+        .bind(channel)
+        .bind(disclosure_id)
+        .bind(revision)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "recording when a displayed item came down"))?;
+        Ok(())
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -1401,6 +1482,7 @@ fn delivery_from_row(row: &PgRow) -> StoreResult<DeliveryRow> {
         progress: col::<Option<String>>(row, "progress")?
             .map(|p| serde_json::from_str(&p).map_err(|e| other(e, "column progress: not JSON")))
             .transpose()?,
+        displayed_until: opt_ts(row, "displayed_until")?,
     })
 }
 

@@ -35,6 +35,10 @@ fn the_demo_delivers_all_23_items_and_the_report_counts_them_with_the_baseline()
     // The hall LED screen got the same 23, on the controller and in the feed file.
     assert!(stdout.contains("hall_led：已送达 23/23"), "{stdout}");
     assert!(stdout.contains("feed.txt 共 23 条"), "{stdout}");
+    // The official account published the same 23, once each, and the summary links them.
+    assert!(stdout.contains("wechat：已送达 23/23"), "{stdout}");
+    assert!(stdout.contains("发表文章 23 篇，重复发表 0 次"), "{stdout}");
+    assert_eq!(stdout.matches("/wechat_api/s/ART_").count(), 23, "{stdout}");
 
     let config = keep.join("config.toml");
     let out = gongkai(&[
@@ -83,8 +87,8 @@ fn the_demo_delivers_all_23_items_and_the_report_counts_them_with_the_baseline()
     let out = gongkai(&["--config", config.to_str().unwrap(), "deliveries", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    // 23 to the website and 23 to the hall LED screen.
-    assert_eq!(rows.len(), 46);
+    // 23 to the website, 23 to the hall LED screen and 23 to the official account.
+    assert_eq!(rows.len(), 69);
     assert_eq!(
         rows.iter().filter(|d| d["channel"] == "gov_site").count(),
         23

@@ -90,6 +90,11 @@ pub async fn spawn_app_with_led() -> TestApp {
     spawn(true, |_| {}).await
 }
 
+/// Like `spawn_app_with_led`, with a chance to change the settings first.
+pub async fn spawn_app_with_led_and(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(true, tweak).await
+}
+
 async fn spawn(with_led: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         gongkai::telemetry::init("info");

@@ -63,6 +63,14 @@ async fn a_disclosure_goes_up_on_the_controller_the_feed_file_and_the_http_feed(
         attempts[0].detail
     );
     assert_eq!(controller_text(&app).await.as_deref(), Some(SHOWN));
+    // The controller was pinged and its clock set (China time) before the update.
+    let clock = app.sandbox_state().await["led"]["clock_set_to"]
+        .as_str()
+        .map(str::to_string)
+        .expect("the controller's clock was set");
+    let china_now = (Utc::now() + chrono::Duration::hours(8)).naive_utc();
+    let set = chrono::NaiveDateTime::parse_from_str(&clock, "%Y-%m-%d %H:%M:%S").unwrap();
+    assert!((china_now - set).num_seconds().abs() < 60, "{clock}");
     assert_eq!(feed_txt(&app), format!("{SHOWN}\r\n"));
     let json: Value = serde_json::from_slice(
         &std::fs::read(app.dir.path().join("led_feed/hall_led/feed.json")).unwrap(),
@@ -192,6 +200,15 @@ async fn a_dark_screen_never_blocks_the_website_and_the_text_comes_back_after_po
     let screen = &app.screens["hall_led"];
     screen.refresh(Utc::now()).await;
     assert!(screen.controller_status().consecutive_failures > 0);
+    // The operator sees it over the API, with the reason.
+    let screens: Value = app.api_get("/screens").await.json().await.unwrap();
+    let hall = &screens.as_array().unwrap()[0];
+    assert_eq!(hall["name"], "hall_led");
+    assert_eq!(hall["controller"]["last_push_ok"], false);
+    assert!(hall["controller"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("控制卡"));
 
     // Power back: the next refresh (the keep-alive) puts the text up again.
     led_post(&app, "power", json!({"on": true})).await;
@@ -250,6 +267,32 @@ async fn withdrawal_and_expiry_take_the_item_down() {
     assert_eq!(gone[0].disclosure_id, "zpmzj-2017-00706");
     assert_eq!(feed_txt(&app), "");
     assert_eq!(controller_text(&app).await, None);
+
+    // Both times are written down in the ledger, on the deliveries that put the items up
+    // (the 公示 evidence): the withdrawal's moment, and the planned end for the expired one.
+    gongkai::led::record_came_down(screen, app.ledger.store.as_ref()).await;
+    let up = |rows: Vec<gongkai::store::DeliveryRow>| {
+        rows.into_iter()
+            .find(|d| d.action == gongkai::domain::Action::Publish)
+            .unwrap()
+    };
+    let withdrawn = up(led_delivery(&app, "zpmzj-2017-00705").await);
+    let until = withdrawn.displayed_until.expect("withdrawal time recorded");
+    assert!(until >= withdrawn.delivered_at.unwrap() && until <= Utc::now());
+    let expired = up(led_delivery(&app, "zpmzj-2017-00706").await);
+    // (The ledger keeps milliseconds.)
+    assert_eq!(
+        expired.displayed_until.map(|t| t.timestamp_millis()),
+        Some(gone[0].displayed_until.timestamp_millis())
+    );
+    // Recorded once: a later record does not move it.
+    app.ledger
+        .store
+        .record_displayed_until("hall_led", "zpmzj-2017-00706", 1, Utc::now())
+        .await
+        .unwrap();
+    let again = up(led_delivery(&app, "zpmzj-2017-00706").await);
+    assert_eq!(again.displayed_until, expired.displayed_until);
 }
 
 #[tokio::test]
@@ -312,4 +355,88 @@ async fn the_feed_is_rebuilt_from_the_ledger_after_a_restart() {
     let feed = again.screens()["hall_led"].current(Utc::now()).await;
     assert_eq!(feed.items().len(), 1);
     assert_eq!(feed.items()[0].text, SHOWN);
+}
+
+#[tokio::test]
+async fn a_screen_switched_off_waits_for_its_on_hours_without_using_up_retries() {
+    // on_hours that start two hours from now (China time): the controller is off.
+    let china = Utc::now() + chrono::Duration::hours(8);
+    let from = (china + chrono::Duration::hours(2))
+        .format("%H:%M")
+        .to_string();
+    let to = (china + chrono::Duration::hours(3))
+        .format("%H:%M")
+        .to_string();
+    let app = spawn_app_with_led_and(|s| {
+        if let Some(gongkai::config::ChannelSpec::Led(c)) = s.channels.channels.get_mut("hall_led")
+        {
+            c.on_hours = Some(format!("{from}-{to}"));
+        }
+    })
+    .await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00709", 1))
+        .await;
+    // One pass only: the wait is hours long.
+    let s = app.worker.run_once(Utc::now()).await.unwrap();
+    assert_eq!(s.claimed, 2);
+    let d = &led_delivery(&app, "zpmzj-2017-00709").await[0];
+    assert_eq!(d.status, DeliveryStatus::Retrying);
+    let wait = d.next_attempt_at.unwrap() - Utc::now();
+    assert!(
+        wait > chrono::Duration::minutes(100) && wait <= chrono::Duration::hours(2),
+        "{wait}"
+    );
+    let a = &app.attempts(d.id).await[0];
+    assert_eq!(a.outcome, gongkai::domain::AttemptOutcome::Pending);
+    assert!(a.detail.as_deref().unwrap().contains("开屏时间"));
+    // The budget is untouched, nothing reached the controller, the website went ahead.
+    assert_eq!(d.attempts_base, d.attempts);
+    assert_eq!(controller_text(&app).await, None);
+    let site = app
+        .deliveries_of("zpmzj-2017-00709")
+        .await
+        .into_iter()
+        .find(|d| d.channel == "gov_site")
+        .unwrap();
+    assert_eq!(site.status, DeliveryStatus::Delivered);
+}
+
+#[tokio::test]
+async fn a_feed_longer_than_one_controller_area_takes_turns_over_refreshes() {
+    let app = spawn_app_with_led_and(|s| {
+        if let Some(gongkai::config::ChannelSpec::Led(c)) = s.channels.channels.get_mut("hall_led")
+        {
+            c.max_bytes_per_area = 100; // two short items per frame
+        }
+    })
+    .await;
+    let texts: Vec<String> = (0..5).map(|i| format!("第{i}号公示请到大厅查阅")).collect();
+    for (i, t) in texts.iter().enumerate() {
+        let mut d = disclosure(&format!("zpmzj-2017-0071{i}"), 1);
+        d["led_text"] = json!(t);
+        app.post_disclosure(&d).await;
+    }
+    app.run_worker_until_idle().await;
+    // The newest is on the controller right after its delivery.
+    let now_showing = controller_text(&app).await.unwrap();
+    assert!(now_showing.contains(&texts[4]), "{now_showing}");
+
+    let screen = &app.screens["hall_led"];
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        screen.refresh(Utc::now()).await;
+        let shown = controller_text(&app).await.unwrap();
+        assert!(
+            shown.chars().count() < 40,
+            "one area holds a few items: {shown}"
+        );
+        for t in &texts {
+            if shown.contains(t.as_str()) {
+                seen.insert(t.clone());
+            }
+        }
+    }
+    assert_eq!(seen.len(), 5, "every item came round: {seen:?}");
+    // The file feed always has them all.
+    assert_eq!(feed_txt(&app).lines().count(), 5);
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod crash;
 mod delivery;
+mod gate;
 mod ingest;
 mod led;
 mod retry;

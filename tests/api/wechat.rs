@@ -429,3 +429,159 @@ async fn two_workers_on_one_database_use_one_token() {
     assert_eq!(wx["live_articles"], 6);
     assert_eq!(wx["duplicates"], 0);
 }
+
+/// A web server for the body's images: `/ok.png` (a PNG), `/photo.gif` (not jpg/png),
+/// anything else 404.
+async fn image_server() -> String {
+    use axum::routing::get;
+    let png: &'static [u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRbody-image";
+    let app = axum::Router::new()
+        .route("/ok.png", get(move || async move { png }))
+        .route("/photo.gif", get(|| async { &b"GIF89a...."[..] }));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+const DATA_PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUmRhdGE=";
+
+#[tokio::test]
+async fn body_images_are_uploaded_once_and_the_html_is_cleaned() {
+    let app = spawn_wechat_app(true, "").await;
+    let images = image_server().await;
+    let body = format!(
+        "<p onclick=\"steal()\">低保公示<script>alert(1)</script></p><iframe src=\"{images}/x\"></iframe><img src=\"{images}/ok.png\"><img src=\"{DATA_PNG}\"><a href=\"javascript:alert(1)\">附件</a>"
+    );
+    let mut d = disclosure_with_body("zpmzj-2017-wxi1", 1, &body);
+    d["channels"] = json!(["wechat"]);
+    // The draft fails once: the retry must not upload the images again.
+    app.errcode("draft/add", -1, 1).await;
+    let id = app.publish(&d).await;
+    app.settle().await;
+    let wx = assert_one_article(&app, id).await;
+    assert_eq!(wx["uploadimgs"], 2, "{wx:#}");
+    let row = app.ledger.store.get_delivery(id).await.unwrap();
+    let progress = row.progress.unwrap();
+    assert_eq!(progress["images"].as_object().unwrap().len(), 2);
+    let page = reqwest::get(row.url.unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("低保公示"), "{page}");
+    for gone in [
+        "<script",
+        "onclick",
+        "iframe",
+        "javascript:",
+        &images,
+        "data:",
+    ] {
+        assert!(!page.contains(gone), "{gone} left in {page}");
+    }
+    assert_eq!(page.matches("<img src=\"http://mmbiz.qpic.cn/").count(), 2);
+
+    // The same image in another disclosure comes from the media cache.
+    let mut d2 = disclosure_with_body(
+        "zpmzj-2017-wxi2",
+        1,
+        &format!("<p>另一条</p><img src=\"{images}/ok.png\">"),
+    );
+    d2["channels"] = json!(["wechat"]);
+    app.publish(&d2).await;
+    app.settle().await;
+    assert_eq!(app.wx().await["uploadimgs"], 2);
+}
+
+#[tokio::test]
+async fn a_body_image_that_cannot_be_fetched_is_refused_naming_its_url() {
+    let app = spawn_wechat_app(true, "").await;
+    let images = image_server().await;
+    for (n, path, want) in [(1, "missing.png", "HTTP 404"), (2, "photo.gif", "jpg/png")] {
+        let url = format!("{images}/{path}");
+        let mut d = disclosure_with_body(
+            &format!("zpmzj-2017-wxj{n}"),
+            1,
+            &format!("<p>公示</p><img src=\"{url}\">"),
+        );
+        d["channels"] = json!(["wechat"]);
+        let id = app.publish(&d).await;
+        app.settle().await;
+        let row = app.ledger.store.get_delivery(id).await.unwrap();
+        assert_eq!(row.status, DeliveryStatus::Dead);
+        let e = row.last_error.unwrap();
+        assert!(
+            e.contains(&url) && e.contains(want) && e.contains(&format!("zpmzj-2017-wxj{n}")),
+            "{e}"
+        );
+        assert_eq!(app.attempts(id).await.len(), 1, "permanent: not retried");
+    }
+    assert_eq!(app.wx().await["calls"]["/cgi-bin/draft/add"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_mass_send_happens_once_across_a_retry() {
+    let app = spawn_wechat_app(true, "mass_send_categories = [\"mzfp\"]\n").await;
+    // The first sendall is carried out but its answer is lost.
+    app.fault(json!({
+        "path": "/wechat_api/cgi-bin/message/mass/sendall", "count": 1,
+        "status": 504, "after_processing": true
+    }))
+    .await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wxm1", 1)).await;
+    app.settle().await;
+    let wx = assert_one_article(&app, id).await;
+    assert_eq!(wx["mass_sends"].as_array().unwrap().len(), 1, "{wx:#}");
+    assert_eq!(
+        wx["mass_replays"], 1,
+        "the retry was recognized by clientmsgid"
+    );
+    assert_eq!(wx["mass_duplicates"], 0);
+    assert_eq!(wx["calls"]["/cgi-bin/freepublish/submit"], 1);
+    let row = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(
+        wx["mass_sends"][0]["clientmsgid"].as_str(),
+        Some(gongkai::channel::wechat::clientmsgid("zpmzj-2017-wxm1", 1, "wechat").as_str())
+    );
+    assert!(row.progress.unwrap()["mass_msg_id"].is_string());
+    // Another category is published only.
+    let mut other = wx_disclosure("zpmzj-2017-wxm2", 1);
+    other["category"] = json!("jgzn");
+    app.publish(&other).await;
+    app.settle().await;
+    assert_eq!(app.wx().await["mass_sends"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn no_mass_send_quota_parks_the_delivery_for_the_operator() {
+    let app = spawn_wechat_app(true, "mass_send_categories = [\"mzfp\"]\n").await;
+    app.sandbox.state().wechat().set_mass_quota(APPID, Some(0));
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wxm3", 1)).await;
+    app.settle().await;
+    let row = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(row.status, DeliveryStatus::Dead);
+    let e = row.last_error.unwrap();
+    assert!(
+        e.contains("45028") && e.contains("群发配额已用完") && e.contains("手动重试"),
+        "{e}"
+    );
+    let wx = app.wx().await;
+    assert_eq!(
+        wx["calls"]["/cgi-bin/message/mass/sendall"], 1,
+        "never hammered"
+    );
+    assert_eq!(wx["live_articles"], 1, "the article is published");
+
+    // The quota is back: the operator's retry sends it, without publishing again.
+    app.sandbox.state().wechat().set_mass_quota(APPID, Some(1));
+    let r = app
+        .api_post(&format!("/deliveries/{id}/retry"), json!({}), "王科员")
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    app.settle().await;
+    let wx = assert_one_article(&app, id).await;
+    assert_eq!(wx["mass_sends"].as_array().unwrap().len(), 1);
+    assert_eq!(wx["calls"]["/cgi-bin/freepublish/submit"], 1);
+}
