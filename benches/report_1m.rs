@@ -70,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
         .execute(&mut *tx)
         .await?;
     }
+    // The bulk load bypassed the store: rebuild the report summary it keeps on delivery.
+    sqlx::raw_sql(&gongkai::store::sqlite::report_summary_rebuild_sql())
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     sqlx::query("ANALYZE").execute(&mut conn).await?;
     conn.close().await?;

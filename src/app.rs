@@ -49,6 +49,14 @@ impl Application {
             .await
             .context("从台账恢复 LED 屏内容")?;
         let ledger = Arc::new(Ledger::new(store.clone(), settings.clone()));
+        let wechat =
+            crate::wechat_callback::Callbacks::build(&settings, store.clone(), ledger.wake.clone())
+                .context("建立微信回调")?;
+        // The search index catches up with what was stored while the daemon was down.
+        store
+            .refresh_search_index()
+            .await
+            .context("更新公开信息检索索引")?;
         let worker = Arc::new(Worker::new(
             store,
             registry,
@@ -67,6 +75,7 @@ impl Application {
                 ledger,
                 token: Some(token),
                 screens,
+                wechat,
             },
             worker,
         })

@@ -34,6 +34,8 @@ pub struct Settings {
     pub report: ReportSettings,
     pub calendar: CalendarSettings,
     pub gate: GateSettings,
+    /// The WeChat callback (issue 4): path, AES key, budget, menu.
+    pub wechat_callback: crate::wechat_callback::config::WechatCallbackSettings,
     /// The folder of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -57,6 +59,7 @@ impl Default for Settings {
             report: ReportSettings::default(),
             calendar: CalendarSettings::default(),
             gate: GateSettings::default(),
+            wechat_callback: Default::default(),
             base_dir: PathBuf::from("."),
             channels: ChannelSettings::default(),
         }
@@ -683,6 +686,8 @@ impl Settings {
     /// Every problem with the settings, each naming the key.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
+        let codes: Vec<String> = self.categories.iter().map(|c| c.code.clone()).collect();
+        p.extend(self.wechat_callback.validate(&codes));
         if self.server.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(
                 "server.listen = {:?}：不是有效的监听地址（应如 127.0.0.1:8080）",

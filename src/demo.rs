@@ -230,6 +230,16 @@ pub async fn run(keep: Option<&Path>) -> anyhow::Result<()> {
         &secret,
         &token,
     )?;
+    // The clerk's figures of the 2017 附表 (the seed report: no application, no fee, no
+    // complaint, no 复议 or 诉讼, in the year and cumulatively): data, not inferred.
+    std::fs::create_dir_all(dir.join("applications"))?;
+    std::fs::write(
+        dir.join(format!("applications/{DEMO_YEAR}.toml")),
+        format!(
+            "# 漳平市民政局 {DEMO_YEAR} 年政务信息公开年度报告附表中经办人填报的数字（均为 0）\n{}",
+            crate::applications::template_toml(true, false)
+        ),
+    )?;
     let settings = Settings::load(&config)?;
     let app = Application::build(settings).await?;
     let api = format!("http://{}", app.addr());

@@ -2,7 +2,9 @@
 //! channel and keeps the per-channel delivery ledger the annual report is counted from.
 //! This file only lists the modules, so that `tests/` and `benches/` can reach everything.
 
+pub mod annual;
 pub mod app;
+pub mod applications;
 pub mod calendar;
 pub mod channel;
 pub mod cli;
@@ -17,6 +19,7 @@ pub mod led;
 pub mod render;
 pub mod report;
 pub mod sandbox;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod wechat_callback;

@@ -860,6 +860,25 @@ async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_date
             row("GK-3", "site", "通知公告", 1, t(42)),
         ]
     );
+
+    // The report's groups (the summary kept on delivery and on ingest) say the same: the
+    // latest category, the first publish date's year, each item once on its first channel.
+    let groups: Vec<_> = store
+        .published_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.channel, g.category, g.count_year, g.primary, g.items))
+        .collect();
+    let g = |ch: &str, cat: &str, primary| (ch.to_string(), cat.to_string(), 2025, primary, 1);
+    assert_eq!(
+        groups,
+        vec![
+            g("site", "规划信息", true),
+            g("site", "通知公告", true),
+            g("wall", "规划信息", false),
+        ]
+    );
 }
 
 async fn a_released_claim_is_due_again_without_counting_an_attempt(db: Db) {

@@ -1777,6 +1777,77 @@ impl Channel for Wechat {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Used by the callback (issue 4, src/wechat_callback/ and `gongkai menu`): plain API calls
+// with the shared token, for customer-service messages and the custom menu. Kept apart from
+// the publishing steps above.
+
+/// A failed API call of the callback side: the errcode (if WeChat answered one) and a
+/// message for the operator.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{detail}")]
+pub struct ApiCallError {
+    pub errcode: Option<i64>,
+    pub detail: String,
+}
+
+impl From<CallError> for ApiCallError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Code { code, errmsg, .. } => ApiCallError {
+                errcode: Some(code),
+                detail: format!("errcode {code}：{errmsg}"),
+            },
+            CallError::Transport { detail } => ApiCallError {
+                errcode: None,
+                detail,
+            },
+        }
+    }
+}
+
+impl Wechat {
+    /// `POST {api_base}{path}?access_token=…` with a JSON body (raw UTF-8), the token
+    /// refreshed once on 40001/40014/42001.
+    pub async fn post_api(&self, path: &str, body: &Value) -> Result<Value, ApiCallError> {
+        Ok(self.call(path, Body::Json(body.clone())).await?)
+    }
+
+    /// `GET {api_base}{path}?access_token=…`, the token refreshed once like `post_api`.
+    pub async fn get_api(&self, path: &str) -> Result<Value, ApiCallError> {
+        let mut token = self.token().await.map_err(|e| ApiCallError {
+            errcode: None,
+            detail: e.detail,
+        })?;
+        let mut refreshed = false;
+        loop {
+            let url = format!("{}{path}", self.cfg.api_base);
+            let sent = self
+                .client
+                .get(&url)
+                .query(&[("access_token", token.as_str())])
+                .send()
+                .await;
+            match read_answer(sent).await {
+                Err(CallError::Code { code, .. })
+                    if !refreshed
+                        && matches!(errcode_action(code), Some((ErrAction::RefreshToken, _))) =>
+                {
+                    token = self
+                        .refresh_token(Some(&token))
+                        .await
+                        .map_err(|e| ApiCallError {
+                            errcode: None,
+                            detail: e.detail,
+                        })?;
+                    refreshed = true;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

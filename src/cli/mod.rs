@@ -32,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// 运行守护进程：HTTP API 与投递进程 / run the API and the delivery worker
     Serve,
+    /// 公众号自定义菜单：push 按配置创建，show 显示微信上的菜单 / the WeChat custom menu
+    #[command(subcommand)]
+    Menu(MenuCommand),
     /// 提交一个已审核的公开件（JSON 文件，- 表示标准输入）/ submit an approved disclosure
     Submit {
         /// JSON 文件路径，或 - 读标准输入
@@ -54,15 +57,33 @@ pub enum Command {
     Deliveries(DeliveriesArgs),
     /// 手动重试投递 / retry deliveries now
     Retry(RetryArgs),
-    /// 主动公开年度统计 / year counts of proactive disclosure
+    /// 政府信息公开工作年度报告统计表 / the annual report tables
     Report {
         #[arg(long)]
         year: i32,
+        /// 表格格式：2017（附表）或 2021（国办公开办函〔2021〕30号）；默认 2021 年起用 2021
+        #[arg(long, value_enum)]
+        layout: Option<ReportLayout>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
         format: ReportFormat,
-        /// 写入文件而不是标准输出
+        /// 写入文件而不是标准输出（xlsx 必须指定）
         #[arg(long)]
         out: Option<PathBuf>,
+        /// 经办人填写的依申请公开、复议、诉讼数据（TOML 或 CSV）；默认 report.applications_dir/{年}.toml|csv
+        #[arg(long)]
+        applications: Option<PathBuf>,
+        /// 列出某个格子背后的公开件，如 total.year、channel.gov_site.year、category.jgzn.year、t2.normative.in_force
+        #[arg(long)]
+        explain: Option<String>,
+    },
+    /// 待办：超期或临近公开时限的公开件、微信公众号更新情况、日历缺失年份 / what needs attention
+    Status {
+        /// 输出 JSON（供其他工具读取）
+        #[arg(long)]
+        json: bool,
+        /// 按该日期（YYYY-MM-DD，北京时间）计算，默认今天
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
     },
     /// 检查配置、渠道和模板，列出全部问题 / validate config, channels and templates
     CheckConfig,
@@ -109,6 +130,14 @@ pub struct DeliveriesArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MenuCommand {
+    /// 检查微信的菜单限制后，用 [wechat_callback.menu] 创建菜单（menu/create）
+    Push,
+    /// 显示微信上当前的菜单（menu/get）
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {
     /// 查看一个投递及其全部尝试记录
     Show {
@@ -139,12 +168,27 @@ pub enum ReportFormat {
     Md,
     Csv,
     Json,
+    Xlsx,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportLayout {
+    #[value(name = "2017")]
+    Y2017,
+    #[value(name = "2021")]
+    Y2021,
 }
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => ops::serve(&cli.config).await,
+        Command::Menu(MenuCommand::Push) => {
+            crate::wechat_callback::menu_cli::push(&cli.config).await
+        }
+        Command::Menu(MenuCommand::Show) => {
+            crate::wechat_callback::menu_cli::show(&cli.config).await
+        }
         Command::Submit { file, by } => ops::submit(&cli.config, &file, &by).await,
         Command::Withdraw {
             disclosure_id,
@@ -158,9 +202,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             None => ops::list_deliveries(&cli.config, &args).await,
         },
         Command::Retry(args) => ops::retry(&cli.config, &args).await,
-        Command::Report { year, format, out } => {
-            ops::report(&cli.config, year, format, out.as_deref()).await
+        Command::Report {
+            year,
+            layout,
+            format,
+            out,
+            applications,
+            explain,
+        } => {
+            let opts = ops::ReportOptions {
+                year,
+                layout,
+                format,
+                out,
+                applications,
+                explain,
+            };
+            ops::report(&cli.config, &opts).await
         }
+        Command::Status { json, today } => ops::status(&cli.config, json, today).await,
         Command::CheckConfig => ops::check_config(&cli.config).await,
         Command::DefaultConfig => {
             print!("{}", crate::config::EXAMPLE_CONFIG);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, FixedOffset, Utc};
 
-use super::{DeliveriesArgs, ReportFormat, RetryArgs};
+use super::{DeliveriesArgs, ReportFormat, ReportLayout, RetryArgs};
 use crate::app::{shutdown_signal, Application};
 use crate::channel::Registry;
 use crate::config::{ChannelSpec, Settings};
@@ -313,33 +313,112 @@ pub async fn retry(config: &Path, args: &RetryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn report(
-    config: &Path,
-    year: i32,
-    format: ReportFormat,
-    out: Option<&Path>,
-) -> anyhow::Result<()> {
+/// `gongkai report` as parsed.
+pub struct ReportOptions {
+    pub year: i32,
+    pub layout: Option<ReportLayout>,
+    pub format: ReportFormat,
+    pub out: Option<std::path::PathBuf>,
+    pub applications: Option<std::path::PathBuf>,
+    pub explain: Option<String>,
+}
+
+pub async fn report(config: &Path, o: &ReportOptions) -> anyhow::Result<()> {
+    use crate::annual::{self, Layout};
+    let year = o.year;
     if !(1990..=2100).contains(&year) {
         anyhow::bail!("--year {year}：年份应在 1990 到 2100 之间");
     }
     let ledger = ledger(config).await?;
-    let groups = ledger.store.published_groups().await?;
-    let calendar = ledger.settings.calendar();
+    let settings = &ledger.settings;
+    let calendar = settings.calendar();
     for w in calendar.warnings() {
         eprintln!("警告：{w}");
     }
-    let r = report::build(&ledger.settings, &groups, &calendar, year);
-    let text = match format {
-        ReportFormat::Md => report::to_markdown(&r),
-        ReportFormat::Csv => report::to_csv(&r),
-        ReportFormat::Json => report::to_json(&r) + "\n",
+    let apps_path = match &o.applications {
+        Some(p) => Some(p.clone()),
+        None => {
+            crate::applications::find(&settings.resolve(&settings.report.applications_dir), year)
+        }
     };
-    match out {
+    let apps = apps_path
+        .as_deref()
+        .map(crate::applications::load)
+        .transpose()?;
+    if let Some(cell) = &o.explain {
+        let e = annual::explain(
+            settings,
+            ledger.store.as_ref(),
+            &calendar,
+            year,
+            cell,
+            apps.as_ref().map(|a| a.source.as_str()),
+        )
+        .await?;
+        match o.format {
+            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&e)?),
+            _ => print!("{}", annual::explanation_text(&e)),
+        }
+        return Ok(());
+    }
+    let layout = match o.layout {
+        Some(ReportLayout::Y2017) => Layout::Y2017,
+        Some(ReportLayout::Y2021) => Layout::Y2021,
+        None => Layout::default_for(year),
+    };
+    let groups = ledger.store.published_groups().await?;
+    let base = report::build(settings, &groups, &calendar, year);
+    let revisions = match layout {
+        Layout::Y2021 => ledger.store.report_revisions().await?,
+        Layout::Y2017 => Vec::new(),
+    };
+    let r = annual::build(layout, base, &revisions, apps.as_ref());
+    if apps.is_none() {
+        eprintln!("提示：{}", r.applications.note);
+    }
+    let bytes = match o.format {
+        ReportFormat::Md => annual::to_markdown(&r).into_bytes(),
+        ReportFormat::Csv => annual::to_csv(&r).into_bytes(),
+        ReportFormat::Json => (annual::to_json(&r) + "\n").into_bytes(),
+        ReportFormat::Xlsx => {
+            if o.out.is_none() {
+                anyhow::bail!("--format xlsx 需要 --out 文件，如 --out {year}年报.xlsx");
+            }
+            annual::to_xlsx(&r)?
+        }
+    };
+    match &o.out {
         Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("写入 {}", path.display()))?;
+            std::fs::write(path, bytes).with_context(|| format!("写入 {}", path.display()))?;
             eprintln!("已写入 {}", path.display());
         }
-        None => print!("{text}"),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn status(
+    config: &Path,
+    json: bool,
+    today: Option<chrono::NaiveDate>,
+) -> anyhow::Result<()> {
+    let ledger = ledger(config).await?;
+    let calendar = ledger.settings.calendar();
+    let s = crate::status::collect(
+        &ledger.settings,
+        ledger.store.as_ref(),
+        &calendar,
+        Utc::now(),
+        today,
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", crate::status::to_text(&s));
     }
     Ok(())
 }

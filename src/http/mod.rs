@@ -21,6 +21,7 @@ use crate::disclosure::ValidationErrors;
 use crate::domain::DeliveryStatus;
 use crate::report;
 use crate::store::{DeliveryFilter, StoreError};
+use crate::wechat_callback::{CallbackError, Signed};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,6 +29,8 @@ pub struct AppState {
     pub token: Option<Secret>,
     /// LED screens whose feed `GET /led/{screen}/feed` serves.
     pub screens: crate::led::Screens,
+    /// WeChat callbacks: `/wechat/{channel}/callback` and `[wechat_callback].path`.
+    pub wechat: crate::wechat_callback::Callbacks,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -47,83 +50,120 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         // Read by the hall's player software: no bearer token, like a public page.
         .route("/led/{screen}/feed", get(led_feed))
-        .route(
-            "/wechat/{channel}/callback",
-            get(wechat_echo).post(wechat_push),
-        )
+        .merge(wechat_routes(&state))
         .nest("/api/v1", api)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// The query WeChat signs every callback request with.
-#[derive(Debug, Deserialize)]
-struct WechatSigned {
-    signature: String,
-    timestamp: String,
-    nonce: String,
-    echostr: Option<String>,
+/// The WeChat callback on its configured path (the account of `[wechat_callback].channel`)
+/// and per channel on `/wechat/{channel}/callback`, with WeChat's own body limit.
+fn wechat_routes(state: &AppState) -> Router<AppState> {
+    let mut r = Router::new().route(
+        "/wechat/{channel}/callback",
+        get(wechat_echo_channel).post(wechat_push_channel),
+    );
+    let path = state.wechat.path.clone();
+    if !path.is_empty() && path != "/wechat/{channel}/callback" {
+        r = r.route(&path, get(wechat_echo).post(wechat_push));
+    }
+    r.layer(DefaultBodyLimit::max(state.wechat.max_body_bytes.max(1)))
 }
 
-/// The channel's appid and callback token, if the signature of `q` is right.
-fn wechat_verified(state: &AppState, channel: &str, q: &WechatSigned) -> Option<String> {
-    let Some(crate::config::ChannelSpec::Wechat(cfg)) =
-        state.ledger.settings.channels.channels.get(channel)
-    else {
-        return None;
-    };
-    let token = cfg.callback_token.read().ok()?;
-    crate::wechat_callback::verify(token.expose(), &q.timestamp, &q.nonce, &q.signature)
-        .then(|| cfg.appid.clone())
+async fn wechat_echo(State(state): State<AppState>, Query(q): Query<Signed>) -> Response {
+    wechat_echo_in(&state, None, &q)
 }
 
-/// `GET /wechat/{channel}/callback`: the URL check, answered with the raw `echostr`.
-async fn wechat_echo(
+async fn wechat_echo_channel(
     State(state): State<AppState>,
     Path(channel): Path<String>,
-    Query(q): Query<WechatSigned>,
+    Query(q): Query<Signed>,
 ) -> Response {
-    match wechat_verified(&state, &channel, &q) {
-        Some(_) => q.echostr.unwrap_or_default().into_response(),
-        None => (StatusCode::FORBIDDEN, "签名错误").into_response(),
+    wechat_echo_in(&state, Some(&channel), &q)
+}
+
+/// `GET`: the URL check, answered with the raw `echostr`.
+fn wechat_echo_in(state: &AppState, channel: Option<&str>, q: &Signed) -> Response {
+    match state.wechat.get(channel).map(|c| c.echo(q)) {
+        Some(Ok(echo)) => echo.into_response(),
+        Some(Err(e)) => wechat_error(channel, e),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
-/// `POST /wechat/{channel}/callback`: a push. PUBLISHJOBFINISH is recorded once and wakes
-/// the delivery that waits for it; anything else is acknowledged.
 async fn wechat_push(
     State(state): State<AppState>,
-    Path(channel): Path<String>,
-    Query(q): Query<WechatSigned>,
-    body: Bytes,
+    Query(q): Query<Signed>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(appid) = wechat_verified(&state, &channel, &q) else {
-        tracing::warn!(channel, "WeChat push with a wrong signature refused");
-        return (StatusCode::FORBIDDEN, "签名错误").into_response();
+    wechat_push_in(&state, None, &q, body).await
+}
+
+async fn wechat_push_channel(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    Query(q): Query<Signed>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    wechat_push_in(&state, Some(&channel), &q, body).await
+}
+
+/// `POST`: a push, answered with the reply (XML, encrypted in 兼容/安全 mode) or `success`.
+async fn wechat_push_in(
+    state: &AppState,
+    channel: Option<&str>,
+    q: &Signed,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(cb) = state.wechat.get(channel) else {
+        return StatusCode::NOT_FOUND.into_response();
     };
-    let xml = String::from_utf8_lossy(&body);
-    if let Some(event) = crate::wechat_callback::parse_publish_event(&appid, &xml) {
-        match state
-            .ledger
-            .store
-            .record_wechat_publish_event(&event, chrono::Utc::now())
-            .await
-        {
-            Ok(new) => {
-                tracing::info!(channel, publish_id = %event.publish_id, status = event.publish_status, new, "PUBLISHJOBFINISH received");
-                if new {
-                    state.ledger.wake.notify_one();
-                }
-            }
-            Err(e) => {
-                // No answer: WeChat sends it again, and the poller is the fallback.
-                tracing::error!(channel, error.message = %e, error.cause_chain = ?e, "recording PUBLISHJOBFINISH failed");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            }
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return wechat_error(
+                channel,
+                CallbackError::TooLarge(state.wechat.max_body_bytes),
+            )
         }
+        Err(r) => return wechat_error(channel, CallbackError::BadRequest(r.to_string())),
+    };
+    match cb.push(q, &body).await {
+        Ok(answer) if answer == "success" => answer.into_response(),
+        Ok(answer) => (
+            [(axum::http::header::CONTENT_TYPE, "application/xml")],
+            answer,
+        )
+            .into_response(),
+        Err(e) => wechat_error(channel, e),
     }
-    "success".into_response()
+}
+
+/// A refused callback request: the status, a short body, the reason logged once (never
+/// the decrypted user text).
+fn wechat_error(channel: Option<&str>, e: CallbackError) -> Response {
+    let channel = channel.unwrap_or("(default)");
+    let status = match &e {
+        CallbackError::Forbidden(_) => StatusCode::FORBIDDEN,
+        CallbackError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        CallbackError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        CallbackError::NotFound => StatusCode::NOT_FOUND,
+        CallbackError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status.is_server_error() {
+        tracing::error!(channel, error.message = %e, error.cause_chain = ?e, "WeChat callback failed");
+    } else {
+        tracing::warn!(channel, reason = %e, "WeChat callback request refused");
+    }
+    let text = match status {
+        StatusCode::FORBIDDEN => "签名错误",
+        StatusCode::BAD_REQUEST => "请求无效",
+        StatusCode::PAYLOAD_TOO_LARGE => "请求体过大",
+        StatusCode::NOT_FOUND => "未配置该公众号回调",
+        _ => "服务器内部错误",
+    };
+    (status, text).into_response()
 }
 
 /// Errors as the client sees them: a status, a code and a message in Chinese.

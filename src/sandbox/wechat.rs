@@ -136,6 +136,9 @@ struct Inner {
     calls: BTreeMap<String, u64>,
     seq: u64,
     mass: MassState,
+    /// Callback side (issue 4): the custom menu and the customer-service messages sent.
+    menu: Option<Value>,
+    custom_messages: Vec<Value>,
 }
 
 impl Inner {
@@ -325,6 +328,7 @@ pub fn router(state: WechatState) -> Router {
         .route("/cgi-bin/freepublish/getarticle", post(getarticle))
         .route("/s/{article_id}", get(article_page))
         .route("/cgi-bin/message/mass/sendall", post(mass_sendall))
+        .merge(callback_side_routes())
         .with_state(state)
 }
 
@@ -1061,4 +1065,267 @@ mod tests {
             b"\x89PNG\r\n\x1a\nDATA".to_vec()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Callback side (issue 4): the custom menu, customer-service messages, and a client that
+// posts signed (and encrypted) user messages to a daemon's callback like WeChat does.
+
+fn callback_side_routes() -> Router<WechatState> {
+    Router::new()
+        .route("/cgi-bin/menu/create", post(menu_create))
+        .route("/cgi-bin/menu/get", get(menu_get))
+        .route("/cgi-bin/get_current_selfmenu_info", get(selfmenu_info))
+        .route("/cgi-bin/message/custom/send", post(custom_send))
+}
+
+impl WechatState {
+    /// The customer-service messages the emulator accepted, in order.
+    pub fn custom_messages(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().custom_messages.clone()
+    }
+
+    /// The menu created by `menu/create`, if any.
+    pub fn menu(&self) -> Option<Value> {
+        self.inner.lock().unwrap().menu.clone()
+    }
+}
+
+/// WeChat's menu checks (wechat-protocol.md §7): the errcode of the first problem.
+fn menu_errcode(v: &Value) -> Option<(i64, &'static str)> {
+    let Some(buttons) = v.get("button").and_then(Value::as_array) else {
+        return Some((40016, "invalid button size"));
+    };
+    if buttons.is_empty() || buttons.len() > 3 {
+        return Some((40016, "invalid button size"));
+    }
+    for b in buttons {
+        let name = str_field(b, "name").unwrap_or("");
+        if name.is_empty() || name.len() > 16 {
+            return Some((40018, "invalid button name size"));
+        }
+        if let Some(subs) = b.get("sub_button").and_then(Value::as_array) {
+            if subs.len() > 5 {
+                return Some((40023, "invalid sub button size"));
+            }
+            for s in subs {
+                let n = str_field(s, "name").unwrap_or("");
+                if n.is_empty() || n.len() > 60 {
+                    return Some((40025, "invalid sub button name size"));
+                }
+                if str_field(s, "type").is_none() {
+                    return Some((40024, "invalid sub button type"));
+                }
+                if str_field(s, "key").is_some_and(|k| k.len() > 128) {
+                    return Some((40019, "invalid button key size"));
+                }
+            }
+        } else if str_field(b, "type").is_none() {
+            return Some((40017, "invalid button type"));
+        } else if str_field(b, "key").is_some_and(|k| k.len() > 128) {
+            return Some((40019, "invalid button key size"));
+        }
+    }
+    None
+}
+
+async fn menu_create(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
+    if let Err(r) = authorize(&state, &q, "/cgi-bin/menu/create") {
+        return r;
+    }
+    let v = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Some((code, msg)) = menu_errcode(&v) {
+        return err(code, msg);
+    }
+    state.inner.lock().unwrap().menu = Some(v);
+    ok(json!({}))
+}
+
+async fn menu_get(State(state): State<WechatState>, q: Q) -> Response {
+    if let Err(r) = authorize(&state, &q, "/cgi-bin/menu/get") {
+        return r;
+    }
+    match state.inner.lock().unwrap().menu.clone() {
+        Some(m) => Json(json!({ "menu": m })).into_response(),
+        None => err(46003, "menu no exist"),
+    }
+}
+
+/// The console view: sub-buttons nested as `{"list": [...]}`.
+async fn selfmenu_info(State(state): State<WechatState>, q: Q) -> Response {
+    if let Err(r) = authorize(&state, &q, "/cgi-bin/get_current_selfmenu_info") {
+        return r;
+    }
+    let menu = state.inner.lock().unwrap().menu.clone();
+    let Some(m) = menu else {
+        return Json(json!({"is_menu_open": 0})).into_response();
+    };
+    let buttons: Vec<Value> = m["button"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut b| {
+            if let Some(subs) = b.get("sub_button").cloned() {
+                b["sub_button"] = json!({ "list": subs });
+            }
+            b
+        })
+        .collect();
+    Json(json!({"is_menu_open": 1, "selfmenu_info": {"button": buttons}})).into_response()
+}
+
+async fn custom_send(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
+    if let Err(r) = authorize(&state, &q, "/cgi-bin/message/custom/send") {
+        return r;
+    }
+    let v = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if str_field(&v, "touser").is_none_or(str::is_empty) {
+        return err(40003, "invalid openid");
+    }
+    match str_field(&v, "msgtype") {
+        Some("text") if v["text"]["content"].as_str().is_some() => {}
+        Some("news") => {
+            if v["news"]["articles"]
+                .as_array()
+                .is_none_or(|a| a.len() != 1)
+            {
+                return err(45008, "article size out of limit");
+            }
+        }
+        Some("mpnewsarticle" | "image" | "voice" | "video" | "music" | "msgmenu") => {}
+        _ => return err(40008, "invalid message type"),
+    }
+    state.inner.lock().unwrap().custom_messages.push(v);
+    ok(json!({}))
+}
+
+/// How a [`UserClient`] talks to the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackMode {
+    /// 明文
+    Plain,
+    /// 兼容: plaintext fields and `Encrypt`.
+    Compatible,
+    /// 安全: only `Encrypt`.
+    Safe,
+}
+
+/// Posts user messages to a daemon's callback URL as WeChat does: signed query, the body
+/// in the chosen mode; decrypts encrypted answers.
+pub struct UserClient {
+    pub url: String,
+    pub token: String,
+    pub crypto: Option<crate::wechat_callback::crypto::Crypto>,
+    pub mode: CallbackMode,
+    pub client: reqwest::Client,
+}
+
+impl UserClient {
+    pub fn new(url: &str, token: &str, aes: Option<(&str, &str)>, mode: CallbackMode) -> Self {
+        UserClient {
+            url: url.to_string(),
+            token: token.to_string(),
+            crypto: aes.map(|(key, appid)| {
+                crate::wechat_callback::crypto::Crypto::new(key, appid)
+                    .expect("a valid EncodingAESKey")
+            }),
+            mode,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// The signed URL (and body) for `xml`.
+    pub fn request(&self, xml: &str, timestamp: i64) -> (String, String) {
+        use crate::wechat_callback::reply::cdata;
+        use crate::wechat_callback::signature::{msg_signature, signature};
+        let ts = timestamp.to_string();
+        let nonce = format!("{}", rand::random::<u32>());
+        let sig = signature(&self.token, &ts, &nonce);
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        let base = format!(
+            "{}{sep}signature={sig}&timestamp={ts}&nonce={nonce}&openid=oUser",
+            self.url
+        );
+        match (self.mode, &self.crypto) {
+            (CallbackMode::Plain, _) | (_, None) => (base, xml.to_string()),
+            (mode, Some(c)) => {
+                let enc = c.encrypt(xml);
+                let ms = msg_signature(&self.token, &ts, &nonce, &enc);
+                let body = if mode == CallbackMode::Safe {
+                    format!(
+                        "<xml><ToUserName>{}</ToUserName><Encrypt>{}</Encrypt></xml>",
+                        cdata("gh_sandbox"),
+                        cdata(&enc)
+                    )
+                } else {
+                    let inner = xml.trim_end().strip_suffix("</xml>").unwrap_or(xml);
+                    format!("{inner}<Encrypt>{}</Encrypt></xml>", cdata(&enc))
+                };
+                (format!("{base}&encrypt_type=aes&msg_signature={ms}"), body)
+            }
+        }
+    }
+
+    /// Posts `xml` now; the status and the answer (decrypted when it is an envelope).
+    pub async fn send(&self, xml: &str) -> (StatusCode, String) {
+        let (url, body) = self.request(xml, chrono::Utc::now().timestamp());
+        self.post(&url, body).await
+    }
+
+    pub async fn post(&self, url: &str, body: String) -> (StatusCode, String) {
+        let r = self
+            .client
+            .post(url)
+            .header(header::CONTENT_TYPE, "text/xml")
+            .body(body)
+            .send()
+            .await
+            .expect("the callback answers");
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        if let (Some(c), true) = (&self.crypto, text.contains("<Encrypt>")) {
+            let m = crate::wechat_callback::message::Message::parse(&text).expect("envelope XML");
+            let enc = m.get("Encrypt").expect("Encrypt");
+            let ms = crate::wechat_callback::signature::msg_signature(
+                &self.token,
+                m.get("TimeStamp").unwrap_or(""),
+                m.get("Nonce").unwrap_or(""),
+                enc,
+            );
+            assert_eq!(Some(ms.as_str()), m.get("MsgSignature"), "reply signature");
+            return (status, c.decrypt(enc).expect("reply decrypts"));
+        }
+        (status, text)
+    }
+}
+
+/// A user's text message, as WeChat pushes it.
+pub fn text_message(openid: &str, content: &str, msg_id: u64) -> String {
+    use crate::wechat_callback::reply::cdata;
+    format!(
+        "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content>{}</Content><MsgId>{msg_id}</MsgId></xml>",
+        cdata("gh_sandbox"),
+        cdata(openid),
+        chrono::Utc::now().timestamp(),
+        cdata(content)
+    )
+}
+
+/// A user's event (`subscribe`, `CLICK` with `key`), as WeChat pushes it.
+pub fn event_message(openid: &str, event: &str, key: Option<&str>, create_time: i64) -> String {
+    use crate::wechat_callback::reply::cdata;
+    format!(
+        "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event>{}</Event>{}</xml>",
+        cdata("gh_sandbox"),
+        cdata(openid),
+        cdata(event),
+        key.map(|k| format!("<EventKey>{}</EventKey>", cdata(k))).unwrap_or_default()
+    )
 }

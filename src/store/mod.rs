@@ -273,6 +273,28 @@ pub struct PublishedGroup {
     pub items: u64,
 }
 
+/// One stored revision of an item that was delivered at least once (any channel), with the
+/// document attributes table 二 of the 2021 report reads (第二十条 item, document kind,
+/// validity, the document it replaces). Only revisions that carry one of them are listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRevision {
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub title: String,
+    pub category: String,
+    pub publish_date: Option<NaiveDate>,
+    pub formed_date: NaiveDate,
+    /// The day (China time, UTC+8) any revision of the item was first delivered anywhere.
+    pub item_first_delivered_on: NaiveDate,
+    /// The day (China time) this revision was first delivered anywhere; None if never.
+    pub delivered_on: Option<NaiveDate>,
+    pub art20_item: Option<String>,
+    pub doc_kind: Option<String>,
+    pub validity: Option<String>,
+    pub replaces: Option<String>,
+    pub valid_to: Option<NaiveDate>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a revision and, in the same transaction, its deliveries (status `pending`,
@@ -377,6 +399,12 @@ pub trait Store: Send + Sync + 'static {
     /// Must answer within a second over a million deliveries: it is the report's only query.
     async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>>;
 
+    /// Every revision of an item with at least one delivered publish delivery (any channel,
+    /// withdrawn later still counts) whose JSON has `doc_kind` 规章 or 行政规范性文件,
+    /// `art20_item` 一, 五, 六 or 八, `validity` 废止 or 失效, or a `replaces`; ordered by
+    /// disclosure_id, revision. For table 二 of the 2021 report (and its `--explain`).
+    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>>;
+
     /// The earliest time a due delivery becomes due (for the worker's sleep), if any.
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
@@ -460,6 +488,82 @@ pub trait Store: Send + Sync + 'static {
     async fn wait_for_work(&self, timeout: Duration) {
         tokio::time::sleep(timeout).await;
     }
+
+    // ---- WeChat callback (issue 4): retries answered once, search over what is published ----
+
+    /// Claims the answer of a pushed message (`key`: MsgId, or FromUserName+CreateTime+Event).
+    /// `New` for the first request (do the work, then `answer_wechat_message`); `Answered`
+    /// with the stored reply for a retry; `InProgress` while another request works on it.
+    /// A claim unanswered for longer than `lease` (its instance died) is taken over (`New`).
+    async fn claim_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<MessageClaim>;
+
+    /// Stores the plain reply body of a claimed message.
+    async fn answer_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Adds the revisions stored since the last call to the full-text index (all of them
+    /// on a fresh database); the number added. Cheap when there is nothing new.
+    async fn refresh_search_index(&self) -> StoreResult<usize>;
+
+    /// Published disclosures whose indexed text has all (`SearchMatch::All`) or any
+    /// (`SearchMatch::Any`) of `tokens` (the index tokens of `wechat_callback::search`:
+    /// letters and digits only; each backend builds its own query from them: FTS5 on
+    /// SQLite, a tsquery on PostgreSQL), best first (relevance, then recency): the latest
+    /// delivered revision on a `gov_site` channel, withdrawn ones never.
+    async fn search_published(
+        &self,
+        tokens: &[String],
+        mode: SearchMatch,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>>;
+
+    /// The latest published disclosures (by publish date), optionally of one category.
+    async fn latest_published(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>>;
+}
+
+/// How `search_published` combines its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMatch {
+    /// Every token must appear.
+    All,
+    /// At least one token (ranked by how many and how rare).
+    Any,
+}
+
+/// What `claim_wechat_message` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageClaim {
+    New,
+    Answered(String),
+    InProgress,
+}
+
+/// A disclosure as the public sees it on the website, for callback replies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublishedItem {
+    pub disclosure_id: String,
+    pub revision: i64,
+    pub title: String,
+    pub category: String,
+    pub publish_date: Option<NaiveDate>,
+    /// The website URL the gov_site delivery recorded.
+    pub url: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// An account's access_token as stored.

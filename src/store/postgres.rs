@@ -304,6 +304,13 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| other(e, "inserting the revision"))?;
+        // Queued for the search index (SQLite catches up by rowid instead).
+        sqlx::query("INSERT INTO search_pending (disclosure_id, revision) VALUES ($1, $2)")
+            .bind(&new.disclosure_id)
+            .bind(new.revision)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "queueing the revision for the search index"))?;
 
         if max_revision.is_some() {
             sqlx::query(
@@ -806,6 +813,70 @@ impl Store for PostgresStore {
         Ok(results)
     }
 
+    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>> {
+        // As in sqlite.rs, with `json::jsonb ->> 'field'` for json_extract.
+        let rows = sqlx::query(
+            "WITH rev AS (
+                 SELECT disclosure_id, revision, MIN(delivered_at) AS rev_at
+                 FROM deliveries
+                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 GROUP BY disclosure_id, revision),
+             item AS (
+                 SELECT disclosure_id, MIN(rev_at) AS first_at FROM rev GROUP BY disclosure_id),
+             attrs AS (
+                 SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date,
+                     s.formed_date,
+                     (s.json::jsonb ->> 'art20_item') AS art20_item,
+                     (s.json::jsonb ->> 'doc_kind') AS doc_kind,
+                     (s.json::jsonb ->> 'validity') AS validity,
+                     (s.json::jsonb ->> 'replaces') AS replaces,
+                     (s.json::jsonb ->> 'valid_to') AS valid_to
+                 FROM disclosures s
+                 WHERE s.disclosure_id IN (SELECT disclosure_id FROM item))
+             SELECT a.*,
+                 to_char(to_timestamp(i.first_at / 1000 + 28800) AT TIME ZONE 'UTC',
+                         'YYYY-MM-DD') AS item_first_on,
+                 to_char(to_timestamp(r.rev_at / 1000 + 28800) AT TIME ZONE 'UTC',
+                         'YYYY-MM-DD') AS delivered_on
+             FROM attrs a
+             JOIN item i ON i.disclosure_id = a.disclosure_id
+             LEFT JOIN rev r ON r.disclosure_id = a.disclosure_id AND r.revision = a.revision
+             WHERE a.doc_kind IN ('规章', '行政规范性文件')
+                OR a.art20_item IN ('一', '五', '六', '八')
+                OR a.validity IN ('废止', '失效')
+                OR a.replaces IS NOT NULL
+             ORDER BY a.disclosure_id, a.revision",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "listing revisions for the report"))?;
+        rows.iter()
+            .map(|row| {
+                let formed: String = col(row, "formed_date")?;
+                let first: String = col(row, "item_first_on")?;
+                let delivered: Option<String> = col(row, "delivered_on")?;
+                let valid_to: Option<String> = col(row, "valid_to")?;
+                Ok(ReportRevision {
+                    disclosure_id: col(row, "disclosure_id")?,
+                    revision: col(row, "revision")?,
+                    title: col(row, "title")?,
+                    category: col(row, "category")?,
+                    publish_date: opt_date(row, "publish_date")?,
+                    formed_date: parse_date(&formed, "formed_date")?,
+                    item_first_delivered_on: parse_date(&first, "item_first_on")?,
+                    delivered_on: delivered
+                        .map(|d| parse_date(&d, "delivered_on"))
+                        .transpose()?,
+                    art20_item: col(row, "art20_item")?,
+                    doc_kind: col(row, "doc_kind")?,
+                    validity: col(row, "validity")?,
+                    replaces: col(row, "replaces")?,
+                    valid_to: valid_to.map(|d| parse_date(&d, "valid_to")).transpose()?,
+                })
+            })
+            .collect()
+    }
+
     async fn list_published(&self) -> StoreResult<Vec<PublishedRow>> {
         let rows = sqlx::query(
             "SELECT d.disclosure_id, d.channel, MAX(d.kind) AS kind,
@@ -1194,6 +1265,246 @@ impl Store for PostgresStore {
         })
         .transpose()
     }
+
+    // ---- WeChat callback (issue 4) ----
+
+    async fn claim_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<MessageClaim> {
+        // As in sqlite.rs: a concurrent claim of the same key waits for this transaction
+        // (the primary key) and then finds the row.
+        let now_ms = ms(now);
+        let stale_ms = now_ms - i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO wechat_messages (appid, dedupe_key, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (appid, dedupe_key) DO NOTHING",
+        )
+        .bind(appid)
+        .bind(key)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "claiming a WeChat message"))?
+        .rows_affected()
+            == 1;
+        let claim = if inserted {
+            MessageClaim::New
+        } else {
+            let row = sqlx::query(
+                "UPDATE wechat_messages SET times_received = times_received + 1,
+                     received_at = CASE WHEN reply IS NULL AND received_at < $3 THEN $4
+                                        ELSE received_at END
+                 WHERE appid = $1 AND dedupe_key = $2
+                 RETURNING reply, received_at",
+            )
+            .bind(appid)
+            .bind(key)
+            .bind(stale_ms)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading a WeChat message claim"))?;
+            let reply: Option<String> = col(&row, "reply")?;
+            let received: i64 = col(&row, "received_at")?;
+            match reply {
+                Some(r) => MessageClaim::Answered(r),
+                None if received == now_ms => MessageClaim::New,
+                None => MessageClaim::InProgress,
+            }
+        };
+        commit(tx).await?;
+        Ok(claim)
+    }
+
+    async fn answer_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE wechat_messages SET reply = $3, answered_at = $4
+             WHERE appid = $1 AND dedupe_key = $2",
+        )
+        .bind(appid)
+        .bind(key)
+        .bind(reply)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "storing a WeChat reply"))?;
+        Ok(())
+    }
+
+    async fn refresh_search_index(&self) -> StoreResult<usize> {
+        use crate::wechat_callback::search::{doc_text, tokens, tsvector};
+        const BATCH: i64 = 1000;
+        let mut added = 0;
+        loop {
+            // The queue filled by ingest (migration 0004). Rows another instance is
+            // indexing are waited for, then skipped (gone from the queue), so when this
+            // returns everything stored before the call is in the index.
+            let mut tx = self.begin().await?;
+            let rows = sqlx::query(
+                "SELECT p.disclosure_id, p.revision, s.title, s.json
+                 FROM search_pending p
+                 JOIN disclosures s ON s.disclosure_id = p.disclosure_id
+                     AND s.revision = p.revision
+                 ORDER BY p.disclosure_id, p.revision
+                 LIMIT $1
+                 FOR UPDATE OF p",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading disclosures to index"))?;
+            if rows.is_empty() {
+                commit(tx).await?;
+                return Ok(added);
+            }
+            let n = rows.len();
+            let mut ids = Vec::with_capacity(n);
+            let mut revisions = Vec::with_capacity(n);
+            for r in &rows {
+                let id: String = col(r, "disclosure_id")?;
+                let revision: i64 = col(r, "revision")?;
+                let title: String = col(r, "title")?;
+                let json: String = col(r, "json")?;
+                let (head, body) = doc_text(&title, &json);
+                let (head, body) = (tokens(&head), tokens(&body));
+                let inserted = sqlx::query(
+                    "INSERT INTO search_docs (disclosure_id, revision, title, body, doc)
+                     VALUES ($1, $2, $3, $4, $5::tsvector)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&id)
+                .bind(revision)
+                .bind(head.join(" "))
+                .bind(body.join(" "))
+                .bind(tsvector(&head, &body))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| other(e, "indexing a disclosure"))?;
+                added += inserted.rows_affected() as usize;
+                ids.push(id);
+                revisions.push(revision);
+            }
+            sqlx::query(
+                "DELETE FROM search_pending
+                 WHERE (disclosure_id, revision) IN
+                     (SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[]))",
+            )
+            .bind(&ids)
+            .bind(&revisions)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "dequeueing indexed disclosures"))?;
+            commit(tx).await?;
+            if (n as i64) < BATCH {
+                return Ok(added);
+            }
+        }
+    }
+
+    async fn search_published(
+        &self,
+        tokens: &[String],
+        mode: SearchMatch,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        // ts_rank with title (A) : body (D) = 4 : 1, as SQLite's bm25(search_fts, 4.0, 1.0);
+        // rounded so that near-equal relevance falls back to recency, as SQLite's ROUND.
+        let rows = sqlx::query(concat!(
+            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
+                    d.delivered_at,
+                    ts_rank('{0.25, 0.25, 0.25, 1.0}', sd.doc, query.q) AS score
+             FROM (SELECT $1::tsquery AS q) query
+             JOIN search_docs sd ON sd.doc @@ query.q
+             JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
+             JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
+             WHERE ",
+            published_filter!(),
+            " ORDER BY round(ts_rank('{0.25, 0.25, 0.25, 1.0}', sd.doc, query.q)::NUMERIC, 2) DESC,
+                 s.publish_date DESC NULLS LAST, d.delivered_at DESC LIMIT $2"
+        ))
+        .bind(crate::wechat_callback::search::tsquery(tokens, mode))
+        .bind((limit * 3) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "searching published disclosures"))?;
+        published_items(&rows, limit)
+    }
+
+    async fn latest_published(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>> {
+        // NULLS LAST: SQLite sorts NULL lowest, so last when descending.
+        let rows = sqlx::query(concat!(
+            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
+                    d.delivered_at
+             FROM deliveries d
+             JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+             WHERE ($1::TEXT IS NULL OR s.category = $1) AND ",
+            published_filter!(),
+            " ORDER BY s.publish_date DESC NULLS LAST, d.delivered_at DESC LIMIT $2"
+        ))
+        .bind(category)
+        .bind((limit * 3) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "listing the latest published disclosures"))?;
+        published_items(&rows, limit)
+    }
+}
+
+/// The latest delivered publish of a disclosure on a gov_site channel, not withdrawn
+/// (`d` = deliveries, `s` = disclosures), as in sqlite.rs.
+macro_rules! published_filter {
+    () => {
+        "s.withdrawn_at IS NULL
+           AND d.kind = 'gov_site' AND d.action = 'publish' AND d.status = 'delivered'
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries n
+               WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+                 AND n.action = 'publish' AND n.status = 'delivered' AND n.revision > d.revision)"
+    };
+}
+use published_filter;
+
+/// Rows of `search_published`/`latest_published`, one per disclosure, in order.
+fn published_items(rows: &[PgRow], limit: usize) -> StoreResult<Vec<PublishedItem>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let id: String = col(r, "disclosure_id")?;
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        out.push(PublishedItem {
+            disclosure_id: id,
+            revision: col(r, "revision")?,
+            title: col(r, "title")?,
+            category: col(r, "category")?,
+            publish_date: opt_date(r, "publish_date")?,
+            url: col(r, "url")?,
+            delivered_at: opt_ts(r, "delivered_at")?,
+        });
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// `complete_attempt` for `Delivered`: a data-modifying CTE, so the update (only under

@@ -100,6 +100,74 @@ const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
              AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
      ORDER BY d.next_attempt_at LIMIT 1";
 
+/// The rows of `report_published` (migration 0005) for the items `filter` selects
+/// (`"= $1"` for one item; `"IS NOT NULL"` for all): see `published_groups`.
+fn report_summary_select(filter: &str) -> String {
+    format!(
+        "WITH per AS (
+             SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
+             FROM deliveries
+             WHERE action = 'publish' AND delivered_at IS NOT NULL AND disclosure_id {filter}
+             GROUP BY disclosure_id, channel),
+         item AS (
+             SELECT disclosure_id,
+                 substr(MAX(printf('%010d', revision) || category), 11) AS category,
+                 substr(MIN(printf('%010d', revision) || formed_date), 11) AS formed_date,
+                 substr(MIN(CASE WHEN publish_date IS NOT NULL
+                            THEN printf('%010d', revision) || publish_date END), 11)
+                     AS publish_date
+             FROM disclosures
+             WHERE disclosure_id {filter}
+             GROUP BY disclosure_id),
+         joined AS (
+             SELECT p.disclosure_id, p.channel, p.kind, i.category, i.formed_date,
+                 i.publish_date, p.first_at,
+                 MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
+                 ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
+             FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
+         SELECT disclosure_id, channel, kind, category,
+             COALESCE(CAST(substr(publish_date, 1, 4) AS INTEGER),
+                      CAST(strftime('%Y', item_first_at / 1000 + 28800, 'unixepoch') AS INTEGER)),
+             formed_date,
+             date(first_at / 1000 + 28800, 'unixepoch'),
+             rn = 1
+         FROM joined"
+    )
+}
+
+const REPORT_SUMMARY_COLS: &str = "INSERT INTO report_published (disclosure_id, channel, kind, \
+     category, count_year, formed_date, delivered_on, is_primary) ";
+
+/// Rebuilds the whole report summary from the ledger (after a bulk load that bypassed the
+/// store, as the 1M benchmark does). Run it in one transaction.
+pub fn report_summary_rebuild_sql() -> String {
+    format!(
+        "DELETE FROM report_published; {REPORT_SUMMARY_COLS}{}",
+        report_summary_select("IS NOT NULL")
+    )
+}
+
+/// Recomputes one item's rows of the report summary, inside the caller's transaction.
+async fn refresh_report_item(
+    tx: &mut Transaction<'static, Sqlite>,
+    disclosure_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM report_published WHERE disclosure_id = $1")
+        .bind(disclosure_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| other(e, "refreshing the report summary"))?;
+    sqlx::query(&format!(
+        "{REPORT_SUMMARY_COLS}{}",
+        report_summary_select("= $1")
+    ))
+    .bind(disclosure_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| other(e, "refreshing the report summary"))?;
+    Ok(())
+}
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -385,6 +453,8 @@ impl Store for SqliteStore {
             .map_err(|e| other(e, format!("creating the delivery to {}", d.channel)))?;
             delivery_ids.push(id);
         }
+        // A new revision may change the item's category or publish date in the report.
+        refresh_report_item(&mut tx, &new.disclosure_id).await?;
         commit(tx).await?;
         Ok(IngestOutcome::Created { delivery_ids })
     }
@@ -814,6 +884,68 @@ impl Store for SqliteStore {
         Ok(results)
     }
 
+    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>> {
+        // SQLite-only: json_extract (PostgreSQL: `json::jsonb ->> 'doc_kind'`).
+        let rows = sqlx::query(
+            "WITH rev AS (
+                 SELECT disclosure_id, revision, MIN(delivered_at) AS rev_at
+                 FROM deliveries
+                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 GROUP BY disclosure_id, revision),
+             item AS (
+                 SELECT disclosure_id, MIN(rev_at) AS first_at FROM rev GROUP BY disclosure_id),
+             attrs AS (
+                 SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date,
+                     s.formed_date,
+                     json_extract(s.json, '$.art20_item') AS art20_item,
+                     json_extract(s.json, '$.doc_kind') AS doc_kind,
+                     json_extract(s.json, '$.validity') AS validity,
+                     json_extract(s.json, '$.replaces') AS replaces,
+                     json_extract(s.json, '$.valid_to') AS valid_to
+                 FROM disclosures s
+                 WHERE s.disclosure_id IN (SELECT disclosure_id FROM item))
+             SELECT a.*,
+                 date(i.first_at / 1000 + 28800, 'unixepoch') AS item_first_on,
+                 date(r.rev_at / 1000 + 28800, 'unixepoch') AS delivered_on
+             FROM attrs a
+             JOIN item i ON i.disclosure_id = a.disclosure_id
+             LEFT JOIN rev r ON r.disclosure_id = a.disclosure_id AND r.revision = a.revision
+             WHERE a.doc_kind IN ('规章', '行政规范性文件')
+                OR a.art20_item IN ('一', '五', '六', '八')
+                OR a.validity IN ('废止', '失效')
+                OR a.replaces IS NOT NULL
+             ORDER BY a.disclosure_id, a.revision",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "listing revisions for the report"))?;
+        rows.iter()
+            .map(|row| {
+                let formed: String = col(row, "formed_date")?;
+                let first: String = col(row, "item_first_on")?;
+                let delivered: Option<String> = col(row, "delivered_on")?;
+                let valid_to: Option<String> = col(row, "valid_to")?;
+                Ok(ReportRevision {
+                    disclosure_id: col(row, "disclosure_id")?,
+                    revision: col(row, "revision")?,
+                    title: col(row, "title")?,
+                    category: col(row, "category")?,
+                    publish_date: opt_date(row, "publish_date")?,
+                    formed_date: parse_date(&formed, "formed_date")?,
+                    item_first_delivered_on: parse_date(&first, "item_first_on")?,
+                    delivered_on: delivered
+                        .map(|d| parse_date(&d, "delivered_on"))
+                        .transpose()?,
+                    art20_item: col(row, "art20_item")?,
+                    doc_kind: col(row, "doc_kind")?,
+                    validity: col(row, "validity")?,
+                    replaces: col(row, "replaces")?,
+                    valid_to: valid_to.map(|d| parse_date(&d, "valid_to")).transpose()?,
+                })
+            })
+            .collect()
+    }
+
     async fn list_published(&self) -> StoreResult<Vec<PublishedRow>> {
         // The category is the latest revision's (a correction may fix it); the publish
         // date is the first one any revision gave.
@@ -848,37 +980,12 @@ impl Store for SqliteStore {
     }
 
     async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>> {
-        // Per-item attributes in one pass over `disclosures`: a zero-padded revision prefix
-        // makes MIN/MAX pick the first/latest revision's value without a correlated query.
+        // One scan of the covering index of the summary kept with the ledger (migration
+        // 0005): already in group order, so no sort and no temporary table.
         let rows = sqlx::query(
-            "WITH per AS (
-                 SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
-                 FROM deliveries
-                 WHERE action = 'publish' AND delivered_at IS NOT NULL
-                 GROUP BY disclosure_id, channel),
-             item AS (
-                 SELECT disclosure_id,
-                     substr(MAX(printf('%010d', revision) || category), 11) AS category,
-                     substr(MIN(printf('%010d', revision) || formed_date), 11) AS formed_date,
-                     substr(MIN(CASE WHEN publish_date IS NOT NULL
-                                THEN printf('%010d', revision) || publish_date END), 11)
-                         AS publish_date
-                 FROM disclosures
-                 GROUP BY disclosure_id),
-             joined AS (
-                 SELECT p.channel, p.kind, i.category, i.formed_date, i.publish_date, p.first_at,
-                     MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
-                     ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
-                 FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
-             SELECT channel, MAX(kind) AS kind, category,
-                 COALESCE(CAST(substr(publish_date, 1, 4) AS INTEGER),
-                          CAST(strftime('%Y', item_first_at / 1000 + 28800, 'unixepoch') AS INTEGER))
-                     AS count_year,
-                 formed_date,
-                 date(first_at / 1000 + 28800, 'unixepoch') AS delivered_on,
-                 rn = 1 AS is_primary,
-                 COUNT(*) AS items
-             FROM joined
+            "SELECT channel, MAX(kind) AS kind, category, count_year, formed_date, delivered_on,
+                 is_primary, COUNT(*) AS items
+             FROM report_published
              GROUP BY channel, category, count_year, formed_date, delivered_on, is_primary
              ORDER BY channel, category, count_year, formed_date, delivered_on, is_primary",
         )
@@ -1183,6 +1290,231 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+    // ---- WeChat callback (issue 4) ----
+
+    async fn claim_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<MessageClaim> {
+        let now_ms = ms(now);
+        let stale_ms = now_ms - i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO wechat_messages (appid, dedupe_key, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (appid, dedupe_key) DO NOTHING",
+        )
+        .bind(appid)
+        .bind(key)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "claiming a WeChat message"))?
+        .rows_affected()
+            == 1;
+        let claim = if inserted {
+            MessageClaim::New
+        } else {
+            let row = sqlx::query(
+                "UPDATE wechat_messages SET times_received = times_received + 1,
+                     received_at = CASE WHEN reply IS NULL AND received_at < $3 THEN $4
+                                        ELSE received_at END
+                 WHERE appid = $1 AND dedupe_key = $2
+                 RETURNING reply, received_at",
+            )
+            .bind(appid)
+            .bind(key)
+            .bind(stale_ms)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading a WeChat message claim"))?;
+            let reply: Option<String> = col(&row, "reply")?;
+            let received: i64 = col(&row, "received_at")?;
+            match reply {
+                Some(r) => MessageClaim::Answered(r),
+                None if received == now_ms => MessageClaim::New,
+                None => MessageClaim::InProgress,
+            }
+        };
+        commit(tx).await?;
+        Ok(claim)
+    }
+
+    async fn answer_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE wechat_messages SET reply = $3, answered_at = $4
+             WHERE appid = $1 AND dedupe_key = $2",
+        )
+        .bind(appid)
+        .bind(key)
+        .bind(reply)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "storing a WeChat reply"))?;
+        commit(tx).await
+    }
+
+    async fn refresh_search_index(&self) -> StoreResult<usize> {
+        const BATCH: i64 = 1000;
+        let mut added = 0;
+        loop {
+            let last: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(src_rowid), 0) FROM search_docs")
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err(|e| other(e, "reading the search index position"))?;
+            // SQLite-only: the implicit rowid of `disclosures` (PostgreSQL: a sequence).
+            let rows = sqlx::query(
+                "SELECT rowid AS src_rowid, disclosure_id, revision, title, json FROM disclosures
+                 WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+            )
+            .bind(last)
+            .bind(BATCH)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| other(e, "reading disclosures to index"))?;
+            if rows.is_empty() {
+                return Ok(added);
+            }
+            let n = rows.len();
+            let mut tx = self.begin_write().await?;
+            for r in &rows {
+                let src: i64 = col(r, "src_rowid")?;
+                let id: String = col(r, "disclosure_id")?;
+                let revision: i64 = col(r, "revision")?;
+                let title: String = col(r, "title")?;
+                let json: String = col(r, "json")?;
+                let inserted = sqlx::query(
+                    "INSERT INTO search_docs (src_rowid, disclosure_id, revision) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(src)
+                .bind(&id)
+                .bind(revision)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| other(e, "indexing a disclosure"))?;
+                if inserted.rows_affected() != 1 {
+                    continue;
+                }
+                let (head, body) = crate::wechat_callback::search::doc_text(&title, &json);
+                sqlx::query(
+                    "INSERT INTO search_fts (rowid, title, body) VALUES (last_insert_rowid(), $1, $2)",
+                )
+                .bind(crate::wechat_callback::search::index_text(&head))
+                .bind(crate::wechat_callback::search::index_text(&body))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| other(e, "indexing a disclosure's text"))?;
+                added += 1;
+            }
+            commit(tx).await?;
+            if (n as i64) < BATCH {
+                return Ok(added);
+            }
+        }
+    }
+
+    async fn search_published(
+        &self,
+        tokens: &[String],
+        mode: SearchMatch,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fts_query = crate::wechat_callback::search::fts5_query(tokens, mode);
+        let rows = sqlx::query(concat!(
+            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
+                    d.delivered_at, bm25(search_fts, 4.0, 1.0) AS score
+             FROM search_fts
+             JOIN search_docs sd ON sd.id = search_fts.rowid
+             JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
+             JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
+             WHERE search_fts MATCH $1 AND ",
+            published_filter!(),
+            " ORDER BY ROUND(score, 1), s.publish_date DESC, d.delivered_at DESC LIMIT $2"
+        ))
+        .bind(&fts_query)
+        .bind((limit * 3) as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "searching published disclosures"))?;
+        published_items(&rows, limit)
+    }
+
+    async fn latest_published(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>> {
+        let rows = sqlx::query(concat!(
+            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
+                    d.delivered_at
+             FROM deliveries d
+             JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+             WHERE ($1 IS NULL OR s.category = $1) AND ",
+            published_filter!(),
+            " ORDER BY s.publish_date DESC, d.delivered_at DESC LIMIT $2"
+        ))
+        .bind(category)
+        .bind((limit * 3) as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "listing the latest published disclosures"))?;
+        published_items(&rows, limit)
+    }
+}
+
+/// The latest delivered publish of a disclosure on a gov_site channel, not withdrawn
+/// (`d` = deliveries, `s` = disclosures).
+macro_rules! published_filter {
+    () => {
+        "s.withdrawn_at IS NULL
+           AND d.kind = 'gov_site' AND d.action = 'publish' AND d.status = 'delivered'
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries n
+               WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+                 AND n.action = 'publish' AND n.status = 'delivered' AND n.revision > d.revision)"
+    };
+}
+use published_filter;
+
+/// Rows of `search_published`/`latest_published`, one per disclosure, in order.
+fn published_items(rows: &[SqliteRow], limit: usize) -> StoreResult<Vec<PublishedItem>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let id: String = col(r, "disclosure_id")?;
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        out.push(PublishedItem {
+            disclosure_id: id,
+            revision: col(r, "revision")?,
+            title: col(r, "title")?,
+            category: col(r, "category")?,
+            publish_date: opt_date(r, "publish_date")?,
+            url: col(r, "url")?,
+            delivered_at: opt_ts(r, "delivered_at")?,
+        });
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// `complete_attempt`, inside a group's transaction.
@@ -1197,7 +1529,7 @@ async fn complete_in(
     // here because the instance that took the delivery over owns its state.
     let failed = match &completion.next {
         NextState::Delivered { remote_id, url } => {
-            sqlx::query(concat!(
+            let done = sqlx::query(concat!(
                 "UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
                          last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
                          next_attempt_at = NULL, updated_at = $5, ",
@@ -1212,6 +1544,19 @@ async fn complete_in(
             .execute(&mut **tx)
             .await
             .map_err(|e| other(e, "marking the delivery delivered"))?;
+            // The report summary follows the ledger in the same transaction.
+            if done.rows_affected() > 0 {
+                let item: Option<String> = sqlx::query_scalar(
+                    "SELECT disclosure_id FROM deliveries WHERE id = $1 AND action = 'publish'",
+                )
+                .bind(completion.delivery_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| other(e, "reading the delivered item"))?;
+                if let Some(id) = item {
+                    refresh_report_item(tx, &id).await?;
+                }
+            }
             None
         }
         NextState::Retry { at, error } => Some((DeliveryStatus::Retrying, Some(ms(*at)), error)),

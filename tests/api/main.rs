@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod callback;
 mod cli;
 mod crash;
 mod delivery;
