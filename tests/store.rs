@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use gongkai::domain::{Action, AttemptOutcome, AttemptTrigger, ChannelKind, DeliveryStatus};
 use gongkai::store::{
-    Claimed, Completion, DeliveryFilter, IngestOutcome, NewAttempt, NewDelivery, NewDisclosure,
-    NextState, RetryResult, Store, StoreError, WithdrawOutcome,
+    Claimed, Completion, DeliveryFilter, IngestOutcome, MessageClaim, NewAttempt, NewDelivery,
+    NewDisclosure, NextState, RetryResult, SearchMatch, Store, StoreError, WithdrawOutcome,
 };
 use tempfile::TempDir;
 
@@ -1221,6 +1221,10 @@ on_both_backends!(
     two_instances_racing_with_concurrent_claimers_deliver_each_exactly_once,
     expired_leases_are_taken_over_by_exactly_one_instance,
     published_groups_count_each_item_once_on_its_primary_channel,
+    a_wechat_message_is_answered_once_whichever_instance_wechat_retries,
+    search_finds_the_latest_published_revision_and_never_a_withdrawn_one,
+    the_latest_published_are_by_publish_date_and_category,
+    report_revisions_read_the_report_fields_of_the_stored_json,
 );
 
 /// PostgreSQL only: an idle instance waiting for work wakes when another instance stores
@@ -1296,6 +1300,316 @@ async fn published_groups_count_each_item_once_on_its_primary_channel(db: Db) {
                 date(2025, 3, 1),
                 false,
                 1
+            ),
+        ]
+    );
+}
+
+async fn a_wechat_message_is_answered_once_whichever_instance_wechat_retries(db: Db) {
+    let (a, b) = (db.connect().await, db.connect().await);
+    let lease = Duration::from_secs(5);
+    assert_eq!(
+        a.claim_wechat_message("wx1", "m1", t(0), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    // A retry while the first request works on it (another instance): in progress.
+    assert_eq!(
+        b.claim_wechat_message("wx1", "m1", t(1), lease)
+            .await
+            .unwrap(),
+        MessageClaim::InProgress
+    );
+    a.answer_wechat_message("wx1", "m1", "<xml>答复</xml>", t(2))
+        .await
+        .unwrap();
+    for store in [&a, &b] {
+        assert_eq!(
+            store
+                .claim_wechat_message("wx1", "m1", t(3), lease)
+                .await
+                .unwrap(),
+            MessageClaim::Answered("<xml>答复</xml>".to_string())
+        );
+    }
+    // The same key of another account is another message.
+    assert_eq!(
+        b.claim_wechat_message("wx2", "m1", t(3), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    // A claim left unanswered past the lease (its instance died) is taken over, once.
+    assert_eq!(
+        a.claim_wechat_message("wx1", "m2", t(10), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    assert_eq!(
+        b.claim_wechat_message("wx1", "m2", t(20), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    assert_eq!(
+        a.claim_wechat_message("wx1", "m2", t(21), lease)
+            .await
+            .unwrap(),
+        MessageClaim::InProgress
+    );
+    b.answer_wechat_message("wx1", "m2", "success", t(22))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.claim_wechat_message("wx1", "m2", t(23), lease)
+            .await
+            .unwrap(),
+        MessageClaim::Answered("success".to_string())
+    );
+}
+
+/// A revision with an HTML body, published on `publish_date`.
+fn article(id: &str, rev: i64, title: &str, body: &str, day: u32) -> NewDisclosure {
+    NewDisclosure {
+        disclosure_id: id.to_string(),
+        revision: rev,
+        title: title.to_string(),
+        category: "通知公告".to_string(),
+        publish_date: Some(date(2025, 3, day)),
+        formed_date: date(2025, 2, 28),
+        content_hash: format!("hash-of-{id}-{rev}"),
+        json: serde_json::json!({"id": id, "revision": rev, "body_html": body}).to_string(),
+        submitted_by: "api".to_string(),
+    }
+}
+
+/// Delivers everything due.
+async fn deliver_all(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    for c in claim(store, "w", now).await {
+        let id = format!("{}-{}", c.delivery.disclosure_id, c.delivery.revision);
+        complete(store, &c, "w", delivered(&id), now).await;
+    }
+}
+
+async fn search(store: &Arc<dyn Store>, q: &str, mode: SearchMatch) -> Vec<(String, i64)> {
+    let tokens = gongkai::wechat_callback::search::query_tokens(q).expect("a query");
+    store
+        .search_published(&tokens, mode, 10)
+        .await
+        .expect("search")
+        .into_iter()
+        .map(|i| (i.disclosure_id, i.revision))
+        .collect()
+}
+
+fn found(items: &[(&str, i64)]) -> Vec<(String, i64)> {
+    items.iter().map(|(id, r)| (id.to_string(), *r)).collect()
+}
+
+async fn search_finds_the_latest_published_revision_and_never_a_withdrawn_one(db: Db) {
+    let (store, other) = (db.connect().await, db.connect().await);
+    let title_match = article(
+        "GK-1",
+        1,
+        "2025年城乡低保资金发放公示",
+        "<p>名单见附件</p>",
+        1,
+    );
+    let body_match = article(
+        "GK-2",
+        1,
+        "殡葬服务收费标准",
+        "<p>对低保对象减免&amp;基本殡葬服务费用</p>",
+        5,
+    );
+    let unpublished = article("GK-3", 1, "低保资金申请指南", "", 6);
+    let withdrawn = article("GK-4", 1, "低保资金补发通知", "", 7);
+    ingest(&store, title_match, &["site"], t(0)).await;
+    ingest(&store, body_match, &["site"], t(0)).await;
+    ingest(&store, withdrawn, &["site"], t(0)).await;
+    // Other items, so that 低保 is a rare word, as in a real index (FTS5's bm25 gives a
+    // word in most documents no weight at all, and then only recency orders).
+    for n in 1..=6 {
+        let filler = article(
+            &format!("GK-F{n}"),
+            1,
+            &format!("第{n}号道路施工通告"),
+            "",
+            2,
+        );
+        ingest(&store, filler, &["site"], t(0)).await;
+    }
+    deliver_all(&store, t(1)).await;
+    // Stored, but on no channel: never published.
+    ingest(&store, unpublished, &[], t(2)).await;
+    store
+        .withdraw_disclosure("GK-4", "cli:op", None, t(3))
+        .await
+        .unwrap();
+
+    // Every stored revision is indexed once, whichever instance refreshes.
+    assert_eq!(store.refresh_search_index().await.unwrap(), 10);
+    assert_eq!(other.refresh_search_index().await.unwrap(), 0);
+    assert_eq!(store.refresh_search_index().await.unwrap(), 0);
+
+    // A title match ranks above a body match, even a newer one.
+    assert_eq!(
+        search(&other, "低保", SearchMatch::All).await,
+        found(&[("GK-1", 1), ("GK-2", 1)])
+    );
+    assert_eq!(
+        search(&store, "低保资金", SearchMatch::All).await,
+        found(&[("GK-1", 1)])
+    );
+    assert_eq!(
+        search(&store, "殡葬", SearchMatch::All).await,
+        found(&[("GK-2", 1)])
+    );
+    assert!(search(&store, "低保殡葬补贴", SearchMatch::All)
+        .await
+        .is_empty());
+    let any = search(&store, "低保殡葬补贴", SearchMatch::Any).await;
+    assert_eq!(any.len(), 2, "{any:?}");
+    assert!(search(&store, "申请指南", SearchMatch::Any)
+        .await
+        .is_empty());
+    assert!(search(&store, "补发", SearchMatch::Any).await.is_empty());
+
+    // A correction is found once it is delivered, as its latest revision.
+    let correction = article("GK-1", 2, "2025年城乡低保资金发放公示（更正）", "", 1);
+    ingest(&store, correction, &["site"], t(10)).await;
+    assert_eq!(other.refresh_search_index().await.unwrap(), 1);
+    assert_eq!(search(&store, "更正", SearchMatch::All).await, found(&[]));
+    assert_eq!(
+        search(&store, "低保资金", SearchMatch::All).await,
+        found(&[("GK-1", 1)])
+    );
+    deliver_all(&store, t(11)).await;
+    assert_eq!(
+        search(&store, "更正", SearchMatch::All).await,
+        found(&[("GK-1", 2)])
+    );
+    assert_eq!(
+        search(&store, "低保资金", SearchMatch::All).await,
+        found(&[("GK-1", 2)])
+    );
+
+    // Withdrawn: gone from every answer at once.
+    store
+        .withdraw_disclosure("GK-1", "cli:op", None, t(12))
+        .await
+        .unwrap();
+    assert_eq!(
+        search(&other, "低保", SearchMatch::Any).await,
+        found(&[("GK-2", 1)])
+    );
+}
+
+async fn the_latest_published_are_by_publish_date_and_category(db: Db) {
+    let store = db.connect().await;
+    let mut rule = article("GK-1", 1, "规划一", "", 3);
+    rule.category = "规划信息".to_string();
+    let mut undated = article("GK-4", 1, "无日期", "", 1);
+    undated.publish_date = None;
+    ingest(&store, rule, &["site"], t(0)).await;
+    ingest(&store, article("GK-2", 1, "通知二", "", 9), &["site"], t(0)).await;
+    ingest(&store, undated, &["site"], t(0)).await;
+    ingest(&store, article("GK-3", 1, "通知三", "", 5), &["site"], t(0)).await;
+    deliver_all(&store, t(1)).await;
+    ingest(
+        &store,
+        article("GK-5", 1, "未发出", "", 20),
+        &["site"],
+        t(2),
+    )
+    .await;
+
+    let latest = |items: Vec<gongkai::store::PublishedItem>| {
+        items
+            .into_iter()
+            .map(|i| (i.disclosure_id, i.url.unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let url = |id: &str| format!("https://example.gov.cn/{id}-1");
+    // Undated items come last, on both backends.
+    assert_eq!(
+        latest(store.latest_published(None, 10).await.unwrap()),
+        vec![
+            ("GK-2".to_string(), url("GK-2")),
+            ("GK-3".to_string(), url("GK-3")),
+            ("GK-1".to_string(), url("GK-1")),
+            ("GK-4".to_string(), url("GK-4")),
+        ]
+    );
+    assert_eq!(
+        latest(store.latest_published(None, 2).await.unwrap()).len(),
+        2
+    );
+    assert_eq!(
+        latest(store.latest_published(Some("规划信息"), 10).await.unwrap()),
+        vec![("GK-1".to_string(), url("GK-1"))]
+    );
+}
+
+async fn report_revisions_read_the_report_fields_of_the_stored_json(db: Db) {
+    let store = db.connect().await;
+    let mut rule = revision("GK-1", 1, "规章");
+    rule.json = serde_json::json!({
+        "id": "GK-1", "doc_kind": "规章", "art20_item": "一", "validity": "有效",
+        "valid_to": "2030-12-31"
+    })
+    .to_string();
+    let mut repeal = revision("GK-2", 1, "废止");
+    repeal.json =
+        serde_json::json!({"id": "GK-2", "validity": "废止", "replaces": "GK-0"}).to_string();
+    let plain = revision("GK-3", 1, "通知");
+    ingest(&store, rule, &["site"], t(0)).await;
+    ingest(&store, repeal, &["site"], t(0)).await;
+    ingest(&store, plain, &["site"], t(0)).await;
+    deliver_all(&store, t(3600 * 20)).await;
+
+    let revs = store.report_revisions().await.unwrap();
+    let got: Vec<_> = revs
+        .iter()
+        .map(|r| {
+            (
+                r.disclosure_id.as_str(),
+                r.doc_kind.as_deref(),
+                r.art20_item.as_deref(),
+                r.validity.as_deref(),
+                r.replaces.as_deref(),
+                r.valid_to,
+                r.item_first_delivered_on,
+                r.delivered_on,
+            )
+        })
+        .collect();
+    // Delivered at 2025-03-02 04:00 UTC: the 2nd in China time (UTC+8).
+    let day = date(2025, 3, 2);
+    assert_eq!(
+        got,
+        vec![
+            (
+                "GK-1",
+                Some("规章"),
+                Some("一"),
+                Some("有效"),
+                None,
+                Some(date(2030, 12, 31)),
+                day,
+                Some(day)
+            ),
+            (
+                "GK-2",
+                None,
+                None,
+                Some("废止"),
+                Some("GK-0"),
+                None,
+                day,
+                Some(day)
             ),
         ]
     );
