@@ -323,6 +323,38 @@ fn draft(r: &AnnualReport, apps: Option<&Applications>) -> String {
 }
 
 /// Table 二 for `year`, and the disclosures behind each of its cells (cell id -> ids).
+/// The whole annual report for `year` from the ledger: the year counts, the layout's
+/// tables (table 二 from the stored revisions for the 2021 layout) and the clerk's
+/// applications file (`applications`, else `report.applications_dir/<year>.toml|csv`).
+/// The one function the CLI, the API and the console call.
+pub async fn generate(
+    settings: &crate::config::Settings,
+    store: &dyn crate::store::Store,
+    calendar: &crate::calendar::Calendar,
+    year: i32,
+    layout: Option<Layout>,
+    applications: Option<&std::path::Path>,
+) -> anyhow::Result<AnnualReport> {
+    let apps_path = match applications {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            crate::applications::find(&settings.resolve(&settings.report.applications_dir), year)
+        }
+    };
+    let apps = apps_path
+        .as_deref()
+        .map(crate::applications::load)
+        .transpose()?;
+    let layout = layout.unwrap_or_else(|| Layout::default_for(year));
+    let groups = store.published_groups().await?;
+    let base = crate::report::build(settings, &groups, calendar, year);
+    let revisions = match layout {
+        Layout::Y2021 => store.report_revisions().await?,
+        Layout::Y2017 => Vec::new(),
+    };
+    Ok(build(layout, base, &revisions, apps.as_ref()))
+}
+
 pub fn table2(revs: &[ReportRevision], year: i32) -> (Table2, BTreeMap<String, BTreeSet<String>>) {
     use chrono::Datelike;
     let mut items: BTreeMap<&str, Vec<&ReportRevision>> = BTreeMap::new();

@@ -14,7 +14,6 @@ use crate::config::{ChannelSpec, Settings};
 use crate::delivery::{Ledger, SubmitError};
 use crate::domain::DeliveryStatus;
 use crate::render::{sample_disclosure, RenderContext, Renderer};
-use crate::report;
 use crate::sandbox;
 use crate::store::{self, DeliveryFilter, DeliveryRow, RetryResult};
 
@@ -361,18 +360,19 @@ pub async fn report(config: &Path, o: &ReportOptions) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let layout = match o.layout {
-        Some(ReportLayout::Y2017) => Layout::Y2017,
-        Some(ReportLayout::Y2021) => Layout::Y2021,
-        None => Layout::default_for(year),
-    };
-    let groups = ledger.store.published_groups().await?;
-    let base = report::build(settings, &groups, &calendar, year);
-    let revisions = match layout {
-        Layout::Y2021 => ledger.store.report_revisions().await?,
-        Layout::Y2017 => Vec::new(),
-    };
-    let r = annual::build(layout, base, &revisions, apps.as_ref());
+    let layout = o.layout.map(|l| match l {
+        ReportLayout::Y2017 => Layout::Y2017,
+        ReportLayout::Y2021 => Layout::Y2021,
+    });
+    let r = annual::generate(
+        settings,
+        ledger.store.as_ref(),
+        &calendar,
+        year,
+        layout,
+        apps_path.as_deref(),
+    )
+    .await?;
     if apps.is_none() {
         eprintln!("提示：{}", r.applications.note);
     }

@@ -19,7 +19,6 @@ use crate::config::Secret;
 use crate::delivery::{Ledger, SubmitError};
 use crate::disclosure::ValidationErrors;
 use crate::domain::DeliveryStatus;
-use crate::report;
 use crate::store::{DeliveryFilter, StoreError};
 use crate::wechat_callback::{CallbackError, Signed};
 
@@ -443,21 +442,37 @@ async fn retry_many(
 #[serde(deny_unknown_fields)]
 struct ReportQuery {
     year: i32,
+    /// 2017 (附表) or 2021 (国办公开办函〔2021〕30号); default by year.
+    layout: Option<u16>,
 }
 
 async fn year_report(
     State(state): State<AppState>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let groups = state.ledger.store.published_groups().await?;
+    let layout = match q.layout {
+        None => None,
+        Some(2017) => Some(crate::annual::Layout::Y2017),
+        Some(2021) => Some(crate::annual::Layout::Y2021),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "layout = {other}：可选 2017 或 2021"
+            )))
+        }
+    };
     let calendar = state.ledger.settings.calendar();
-    Ok(Json(report::build(
+    let r = crate::annual::generate(
         &state.ledger.settings,
-        &groups,
+        state.ledger.store.as_ref(),
         &calendar,
         q.year,
-    ))
-    .into_response())
+        layout,
+        None,
+    )
+    .await
+    // The clerk's applications file breaking its table rule says which cell: show it.
+    .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
+    Ok(Json(r).into_response())
 }
 
 #[derive(Debug, Deserialize)]

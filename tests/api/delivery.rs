@@ -219,3 +219,44 @@ async fn a_panic_inside_one_delivery_does_not_stop_the_worker() {
     let outcomes: Vec<_> = app.attempts(d.id).await.iter().map(|a| a.outcome).collect();
     assert_eq!(outcomes, [AttemptOutcome::Lost, AttemptOutcome::Delivered]);
 }
+
+#[tokio::test]
+async fn the_api_gives_the_annual_report_in_either_layout() {
+    let app = spawn_app().await;
+    app.post_disclosure(&disclosure("zpmzj-2017-00207", 1))
+        .await;
+    app.run_worker_until_idle().await;
+
+    let r: serde_json::Value = app
+        .api_get("/report?year=2017&layout=2017")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["layout"], "2017");
+    assert_eq!(r["total"]["year"], 1);
+    assert_eq!(r["total"]["cumulative"], 407); // the example baseline: 406 before 2017
+    assert!(r["fubiao"].is_array());
+
+    let r: serde_json::Value = app
+        .api_get("/report?year=2017&layout=2021")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["layout"], "2021");
+    assert!(r["table2"].is_object());
+    // No clerk's file: the applications cells are empty (null), never invented numbers.
+    assert!(r["table3"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|row| row["values"].is_null()));
+    assert!(r["applications"]["note"]
+        .as_str()
+        .unwrap()
+        .contains("未提供"));
+
+    let bad = app.api_get("/report?year=2017&layout=2019").await;
+    assert_eq!(bad.status(), 400);
+}
