@@ -8,7 +8,8 @@
 //!
 //! Target on a 2-core machine: >= 2,000 deliveries/s, < 64 MB peak RSS.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,57 +17,8 @@ use gongkai::app::Application;
 use gongkai::config::Settings;
 use gongkai::domain::DeliveryStatus;
 use gongkai::store::DeliveryFilter;
-use sha2::{Digest, Sha256};
 
-const SECRET: &str = "bench-secret";
-
-struct Sandbox(Child);
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// (user + system CPU seconds, peak RSS in KiB) of this process, from /proc.
-fn cpu_and_peak_rss() -> (f64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
-    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = 100.0; // USER_HZ on Linux
-    let cpu = f.get(11).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / ticks
-        + f.get(12).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / ticks;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    (cpu, hwm)
-}
-
-fn disclosure(i: usize) -> Vec<u8> {
-    let body =
-        format!("<p>第{i}号公示：现将本季度城乡低保资金发放情况公示如下，公示期七个工作日。</p>");
-    let review = hex::encode(Sha256::digest(body.as_bytes()));
-    serde_json::to_vec(&serde_json::json!({
-        "disclosure_id": format!("bench-{i:06}"),
-        "revision": 1,
-        "title": format!("关于城乡低保资金发放情况的公示（第{i}号）"),
-        "publisher": "漳平市民政局",
-        "formed_date": "2017-04-03",
-        "publish_date": "2017-04-07",
-        "category": "mzfp",
-        "body_html": body,
-        "review": {"content_sha256": review, "steps": [
-            {"role": "初审", "by": "u102", "at": "2017-04-05T09:12:00+08:00"},
-            {"role": "终审", "by": "u007", "at": "2017-04-07T08:55:00+08:00"}]}
-    }))
-    .unwrap()
-}
+use common::{cpu_and_peak_rss, disclosure, Sandbox, SECRET};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -74,39 +26,9 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let sandbox = Sandbox(
-        Command::new(env!("CARGO_BIN_EXE_gongkai"))
-            .args([
-                "--config",
-                "/nonexistent/none.toml",
-                "sandbox",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--app",
-                &format!("zpmzj={SECRET}"),
-            ])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()?,
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let sandbox = Sandbox::start().await?;
+    let base = sandbox.base.clone();
     let client = reqwest::Client::new();
-    let start = Instant::now();
-    while client
-        .get(format!("{base}/_sandbox/state"))
-        .send()
-        .await
-        .is_err()
-    {
-        anyhow::ensure!(
-            start.elapsed() < Duration::from_secs(10),
-            "sandbox did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     let dir = tempfile::tempdir()?;
     let config = gongkai::demo::lay_out(dir.path(), &format!("{base}/gov_site"), SECRET, "t")?;
@@ -122,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
 
     let t0 = Instant::now();
     for i in 0..n {
-        ledger.submit(&disclosure(i), "bench").await?;
+        ledger.submit(&disclosure("bench", i), "bench").await?;
     }
     let ingest = t0.elapsed();
     println!(
@@ -131,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
         n as f64 / ingest.as_secs_f64()
     );
 
-    let (cpu0, _) = cpu_and_peak_rss();
+    let (cpu0, _) = cpu_and_peak_rss("self");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let t1 = Instant::now();
     let running = tokio::spawn(Arc::clone(&worker).run_until_stopped(stop_rx));
@@ -158,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let elapsed = t1.elapsed();
-    let (cpu1, peak_kib) = cpu_and_peak_rss();
+    let (cpu1, peak_kib) = cpu_and_peak_rss("self");
     stop_tx.send(true)?;
     running.await?;
 

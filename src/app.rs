@@ -36,9 +36,12 @@ impl Application {
                 "未配置 API 令牌：请在 [api] 中设置 token_env（环境变量名）或 token_file"
             )
         })?;
-        let store = store::connect(&settings.resolved_database_url())
-            .await
-            .with_context(|| format!("打开数据库 {}", settings.database_url))?;
+        let store =
+            store::connect_with(&settings.resolved_database_url(), settings.store_options())
+                .await
+                .with_context(|| {
+                    format!("打开数据库 {}", store::redact_url(&settings.database_url))
+                })?;
         let renderer = Renderer::load(&settings.templates_path())
             .map_err(|p| anyhow::Error::new(crate::config::Problems(p)))?;
         let registry =

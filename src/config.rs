@@ -22,6 +22,8 @@ pub const EXAMPLE_CONFIG: &str = include_str!("../config.toml");
 pub struct Settings {
     /// `sqlite://gongkai.db` (relative paths are relative to the config file's folder).
     pub database_url: String,
+    /// PostgreSQL: size of the connection pool of this instance (SQLite ignores it).
+    pub database_max_connections: u32,
     pub templates_dir: PathBuf,
     pub channels_dir: PathBuf,
     pub server: ServerSettings,
@@ -50,6 +52,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_url: "sqlite://gongkai.db".into(),
+            database_max_connections: crate::store::postgres::DEFAULT_MAX_CONNECTIONS,
             templates_dir: "templates".into(),
             channels_dir: "channels".into(),
             server: ServerSettings::default(),
@@ -672,6 +675,13 @@ impl Settings {
         }
     }
 
+    /// How to open the store: the pool size from `database_max_connections`.
+    pub fn store_options(&self) -> crate::store::ConnectOptions {
+        crate::store::ConnectOptions {
+            max_connections: self.database_max_connections,
+        }
+    }
+
     /// `database_url` with a relative SQLite path made relative to the config folder.
     pub fn resolved_database_url(&self) -> String {
         if let Some(rest) = self.database_url.strip_prefix("sqlite://") {
@@ -770,6 +780,12 @@ impl Settings {
             p.push(format!(
                 "database_url = {:?}：应以 sqlite:// 或 postgres:// 开头",
                 self.database_url
+            ));
+        }
+        if self.database_max_connections < 2 {
+            p.push(format!(
+                "database_max_connections = {}：至少为 2（PostgreSQL 的一个连接用于监听新任务通知）",
+                self.database_max_connections
             ));
         }
         if self.categories.is_empty() {

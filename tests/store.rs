@@ -1,6 +1,9 @@
 //! The delivery ledger's behaviour, told over `Arc<dyn Store>` so that every backend runs
 //! the same story: `story` walks one disclosure through its life, the smaller tests pin one
-//! rule each. Every test gets a fresh SQLite file in its own temporary directory.
+//! rule each. Every test runs twice: on a fresh SQLite file in its own temporary directory
+//! (`sqlite::*`), and on a fresh PostgreSQL database (`postgres::*`) when
+//! `GONGKAI_TEST_DATABASE_URL` names a server (otherwise those pass and say they were
+//! skipped).
 //! Time is passed in explicitly (`t(seconds)`), so nothing here sleeps.
 
 use std::sync::Arc;
@@ -9,25 +12,73 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use gongkai::domain::{Action, AttemptOutcome, AttemptTrigger, ChannelKind, DeliveryStatus};
 use gongkai::store::{
-    Claimed, Completion, DeliveryFilter, IngestOutcome, NewAttempt, NewDelivery, NewDisclosure,
-    NextState, RetryResult, Store, StoreError, WithdrawOutcome,
+    Claimed, Completion, DeliveryFilter, IngestOutcome, MessageClaim, NewAttempt, NewDelivery,
+    NewDisclosure, NextState, RetryResult, SearchMatch, Store, StoreError, WithdrawOutcome,
 };
 use tempfile::TempDir;
 
 const LEASE: Duration = Duration::from_secs(60);
 
-/// A store on a fresh file; keep the `TempDir` alive as long as the store.
-async fn fresh_store() -> (TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().expect("create a temporary directory");
-    let store = connect_to(&dir).await;
-    (dir, store)
+#[path = "support/pg.rs"]
+mod pg;
+
+/// A fresh, empty database of either backend; keep it alive as long as its stores.
+struct Db {
+    url: String,
+    _dir: Option<TempDir>,
+    _pg: Option<pg::TestDatabase>,
 }
 
-async fn connect_to(dir: &TempDir) -> Arc<dyn Store> {
-    let url = format!("sqlite://{}", dir.path().join("gongkai.db").display());
-    gongkai::store::connect(&url)
-        .await
-        .expect("open the SQLite store")
+impl Db {
+    fn sqlite() -> Db {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        Db {
+            url: format!("sqlite://{}", dir.path().join("gongkai.db").display()),
+            _dir: Some(dir),
+            _pg: None,
+        }
+    }
+
+    /// `None` when no PostgreSQL server is configured for tests.
+    async fn postgres() -> Option<Db> {
+        let database = pg::TestDatabase::create().await?;
+        Some(Db {
+            url: database.url.clone(),
+            _dir: None,
+            _pg: Some(database),
+        })
+    }
+
+    /// A store on this database; several stand in for several processes.
+    async fn connect(&self) -> Arc<dyn Store> {
+        gongkai::store::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("open the store {}: {e:#}", self.url))
+    }
+}
+
+/// Runs each named `async fn(Db)` on both backends, as `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::sqlite()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = super::Db::postgres().await {
+                        super::$name(db).await
+                    }
+                }
+            )*
+        }
+    };
 }
 
 /// Seconds after a fixed instant.
@@ -322,15 +373,13 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(store.next_due_at().await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn the_story_of_one_disclosure_holds_on_sqlite() {
-    let (_dir, store) = fresh_store().await;
+async fn the_story_of_one_disclosure_holds(db: Db) {
+    let store = db.connect().await;
     story(store).await;
 }
 
-#[tokio::test]
-async fn resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflict() {
-    let (_dir, store) = fresh_store().await;
+async fn resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflict(db: Db) {
+    let store = db.connect().await;
     let ids = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await;
 
     // Resubmitting with other channels still creates nothing.
@@ -361,9 +410,8 @@ async fn resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflic
     ));
 }
 
-#[tokio::test]
-async fn a_higher_revision_supersedes_unfinished_publish_deliveries_of_older_ones() {
-    let (_dir, store) = fresh_store().await;
+async fn a_higher_revision_supersedes_unfinished_publish_deliveries_of_older_ones(db: Db) {
+    let store = db.connect().await;
     // Arrange: revision 1 pending on "a", retrying on "b", dead on "c", delivered on "d".
     let r1 = ingest(
         &store,
@@ -407,9 +455,8 @@ async fn a_higher_revision_supersedes_unfinished_publish_deliveries_of_older_one
     assert_eq!(ids(&claim(&store, "w", t(11)).await), r2);
 }
 
-#[tokio::test]
-async fn a_revision_lower_than_the_highest_stored_is_refused() {
-    let (_dir, store) = fresh_store().await;
+async fn a_revision_lower_than_the_highest_stored_is_refused(db: Db) {
+    let store = db.connect().await;
     ingest(&store, revision("GK-1", 3, "v3"), &["site"], t(0)).await;
 
     assert_conflict(
@@ -428,9 +475,8 @@ async fn a_revision_lower_than_the_highest_stored_is_refused() {
     ));
 }
 
-#[tokio::test]
-async fn claims_take_the_oldest_due_first_and_leave_the_rest() {
-    let (_dir, store) = fresh_store().await;
+async fn claims_take_the_oldest_due_first_and_leave_the_rest(db: Db) {
+    let store = db.connect().await;
     let a = ingest(&store, revision("GK-A", 1, "a"), &["site"], t(0)).await[0];
     let b = ingest(&store, revision("GK-B", 1, "b"), &["site"], t(1)).await[0];
     let c = ingest(&store, revision("GK-C", 1, "c"), &["site"], t(2)).await[0];
@@ -453,9 +499,8 @@ async fn claims_take_the_oldest_due_first_and_leave_the_rest() {
     );
 }
 
-#[tokio::test]
-async fn a_delivery_waits_while_an_older_one_for_the_same_channel_is_unfinished() {
-    let (_dir, store) = fresh_store().await;
+async fn a_delivery_waits_while_an_older_one_for_the_same_channel_is_unfinished(db: Db) {
+    let store = db.connect().await;
     let r1 = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await;
     let in_flight = claim(&store, "w", t(1)).await;
     assert_eq!(ids(&in_flight), r1);
@@ -474,9 +519,8 @@ async fn a_delivery_waits_while_an_older_one_for_the_same_channel_is_unfinished(
     assert_eq!(ids(&claim(&store, "w", t(5)).await), vec![r2[0]]);
 }
 
-#[tokio::test]
-async fn an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down() {
-    let (_dir, store) = fresh_store().await;
+async fn an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down(db: Db) {
+    let store = db.connect().await;
     let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
     let by_a = claim(&store, "instance-a", t(1)).await;
     assert_eq!(by_a[0].delivery.claimed_until, Some(t(61)));
@@ -513,9 +557,8 @@ async fn an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down() {
     assert_eq!(row.last_error, None);
 }
 
-#[tokio::test]
-async fn a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing() {
-    let (_dir, store) = fresh_store().await;
+async fn a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing(db: Db) {
+    let store = db.connect().await;
     let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
     let by_a = claim(&store, "instance-a", t(1)).await;
     let by_b = claim(&store, "instance-b", t(70)).await;
@@ -549,9 +592,8 @@ async fn a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing()
     assert_eq!(status_of(&store, id).await, DeliveryStatus::Delivered);
 }
 
-#[tokio::test]
-async fn an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history() {
-    let (_dir, store) = fresh_store().await;
+async fn an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history(db: Db) {
+    let store = db.connect().await;
     let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
     let first = claim(&store, "w", t(1)).await;
     complete(&store, &first[0], "w", dead(), t(2)).await;
@@ -602,9 +644,10 @@ async fn an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history() {
     );
 }
 
-#[tokio::test]
-async fn an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unknown_deliveries() {
-    let (_dir, store) = fresh_store().await;
+async fn an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unknown_deliveries(
+    db: Db,
+) {
+    let store = db.connect().await;
     // One delivery in each status.
     let ids = ingest(
         &store,
@@ -656,9 +699,8 @@ async fn an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unkn
     assert_eq!(status_of(&store, ids[3]).await, DeliveryStatus::InFlight);
 }
 
-#[tokio::test]
-async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_item_may_be() {
-    let (_dir, store) = fresh_store().await;
+async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_item_may_be(db: Db) {
+    let store = db.connect().await;
     // Arrange: delivered to "a", failed once to "b", never tried on "c", being sent to "d".
     let p = ingest(
         &store,
@@ -732,9 +774,8 @@ async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_i
     ));
 }
 
-#[tokio::test]
-async fn a_failed_attempt_of_a_superseded_revision_is_withdrawn_instead_of_retried() {
-    let (_dir, store) = fresh_store().await;
+async fn a_failed_attempt_of_a_superseded_revision_is_withdrawn_instead_of_retried(db: Db) {
+    let store = db.connect().await;
     let r1 = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await;
     let in_flight = claim(&store, "w", t(1)).await;
     let r2 = ingest(&store, revision("GK-1", 2, "v2"), &["site"], t(2)).await;
@@ -748,9 +789,8 @@ async fn a_failed_attempt_of_a_superseded_revision_is_withdrawn_instead_of_retri
     assert_eq!(ids(&claim(&store, "w", t(4)).await), r2);
 }
 
-#[tokio::test]
-async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_dates() {
-    let (_dir, store) = fresh_store().await;
+async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_dates(db: Db) {
+    let store = db.connect().await;
     // Revision 1 has no publish date yet; revision 2 gives one, revision 3 changes it.
     let mut v1 = revision("GK-1", 1, "v1");
     v1.publish_date = None;
@@ -841,9 +881,8 @@ async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_date
     );
 }
 
-#[tokio::test]
-async fn a_released_claim_is_due_again_without_counting_an_attempt() {
-    let (_dir, store) = fresh_store().await;
+async fn a_released_claim_is_due_again_without_counting_an_attempt(db: Db) {
+    let store = db.connect().await;
     let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
     let first = claim(&store, "w", t(1)).await;
     complete(&store, &first[0], "w", dead(), t(2)).await;
@@ -880,9 +919,8 @@ async fn a_released_claim_is_due_again_without_counting_an_attempt() {
     ));
 }
 
-#[tokio::test]
-async fn the_payload_is_fixed_once_under_the_current_claim() {
-    let (_dir, store) = fresh_store().await;
+async fn the_payload_is_fixed_once_under_the_current_claim(db: Db) {
+    let store = db.connect().await;
     let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
     let c = claim(&store, "w", t(1)).await.remove(0);
     assert_eq!(c.delivery.payload, None);
@@ -916,9 +954,8 @@ async fn the_payload_is_fixed_once_under_the_current_claim() {
     assert_eq!(again.delivery.payload_sha256.as_deref(), Some("abc123"));
 }
 
-#[tokio::test]
-async fn deliveries_are_listed_by_id_with_the_filter_applied() {
-    let (_dir, store) = fresh_store().await;
+async fn deliveries_are_listed_by_id_with_the_filter_applied(db: Db) {
+    let store = db.connect().await;
     let a = ingest(&store, revision("GK-1", 1, "a"), &["site", "wall"], t(0)).await;
     let b = ingest(&store, revision("GK-2", 1, "b"), &["site", "wall"], t(1)).await;
     let claims = claim(&store, "w", t(2)).await;
@@ -977,13 +1014,11 @@ async fn deliveries_are_listed_by_id_with_the_filter_applied() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_file_deliver_each_delivery_exactly_once() {
-    // Two stores on the same file stand in for two processes (daemon and CLI, or two
-    // daemons): each has its own writer connection, so they really contend for the lock.
-    let dir = tempfile::tempdir().unwrap();
-    let first = connect_to(&dir).await;
-    let second = connect_to(&dir).await;
+async fn two_processes_on_one_database_deliver_each_delivery_exactly_once(db: Db) {
+    // Two stores on the same database stand in for two processes (daemon and CLI, or two
+    // daemons): each has its own connections, so they really contend for the rows.
+    let first = db.connect().await;
+    let second = db.connect().await;
     let channels: Vec<String> = (0..20).map(|i| format!("ch{i}")).collect();
     let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
     for n in 0..10 {
@@ -1031,7 +1066,8 @@ async fn two_processes_on_one_file_deliver_each_delivery_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "timing; run in release to measure"]
 async fn claiming_and_completing_keeps_up_with_thousands_of_deliveries_a_second() {
-    let (_dir, store) = fresh_store().await;
+    let db = Db::sqlite();
+    let store = db.connect().await;
     let channels: Vec<String> = (0..10).map(|i| format!("ch{i}")).collect();
     let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
     for n in 0..2000 {
@@ -1065,6 +1101,519 @@ async fn claiming_and_completing_keeps_up_with_thousands_of_deliveries_a_second(
          ({claiming:?} of {elapsed:?} claiming)"
     );
     assert_eq!(done, 20_000);
+}
+
+/// Two instances, each with several claimers at once, race for the same queue: every
+/// delivery is claimed once and delivered once, and nothing is left behind.
+async fn two_instances_racing_with_concurrent_claimers_deliver_each_exactly_once(db: Db) {
+    let first = db.connect().await;
+    let second = db.connect().await;
+    let channels: Vec<String> = (0..10).map(|i| format!("ch{i}")).collect();
+    let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+    for n in 0..40 {
+        ingest(
+            &first,
+            revision(&format!("GK-{n}"), 1, "v"),
+            &channels,
+            t(0),
+        )
+        .await;
+    }
+    let mut workers = tokio::task::JoinSet::new();
+    for (store, instance) in [(&first, "a"), (&second, "b")] {
+        for k in 0..4 {
+            let store = Arc::clone(store);
+            let instance = format!("{instance}{k}");
+            workers.spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claims = store.claim_due(&instance, t(1), LEASE, 5).await.unwrap();
+                    if claims.is_empty() {
+                        return mine;
+                    }
+                    for c in &claims {
+                        complete(&store, c, &instance, delivered("x"), t(2)).await;
+                        mine.push(c.delivery.id);
+                    }
+                }
+            });
+        }
+    }
+    let mut all_claimed = Vec::new();
+    while let Some(mine) = workers.join_next().await {
+        all_claimed.extend(mine.unwrap());
+    }
+    all_claimed.sort_unstable();
+    let before = all_claimed.len();
+    all_claimed.dedup();
+    assert_eq!(before, all_claimed.len(), "a delivery was claimed twice");
+    assert_eq!(all_claimed.len(), 400);
+    for d in second
+        .list_deliveries(&DeliveryFilter::default())
+        .await
+        .unwrap()
+    {
+        assert_eq!(d.status, DeliveryStatus::Delivered, "delivery {}", d.id);
+        assert_eq!(d.attempts, 1, "delivery {}", d.id);
+        assert_eq!(first.list_attempts(d.id).await.unwrap().len(), 1);
+    }
+}
+
+/// An instance that died mid-attempt: once its lease runs out, exactly one of two live
+/// instances takes each delivery over (with the `lost` attempt), never both.
+async fn expired_leases_are_taken_over_by_exactly_one_instance(db: Db) {
+    let first = db.connect().await;
+    let second = db.connect().await;
+    let mut created = Vec::new();
+    for n in 0..30 {
+        created.extend(
+            ingest(
+                &first,
+                revision(&format!("GK-{n}"), 1, "v"),
+                &["site"],
+                t(0),
+            )
+            .await,
+        );
+    }
+    // "dead" claims everything and never reports.
+    assert_eq!(claim(&first, "dead", t(1)).await.len(), 30);
+    let after_lease =
+        t(1) + chrono::Duration::from_std(LEASE).unwrap() + chrono::Duration::seconds(1);
+    let (a, b) = tokio::join!(
+        first.claim_due("a", after_lease, LEASE, 100),
+        second.claim_due("b", after_lease, LEASE, 100)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut taken: Vec<i64> = ids(&a).into_iter().chain(ids(&b)).collect();
+    taken.sort_unstable();
+    assert_eq!(
+        taken, created,
+        "each abandoned delivery is taken over exactly once"
+    );
+    for c in a.iter().chain(b.iter()) {
+        assert_eq!(c.attempt_number, 2);
+        let attempts = first.list_attempts(c.delivery.id).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].outcome, AttemptOutcome::Lost);
+        assert_eq!(attempts[0].instance.as_deref(), Some("dead"));
+    }
+}
+
+on_both_backends!(
+    the_story_of_one_disclosure_holds,
+    resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflict,
+    a_higher_revision_supersedes_unfinished_publish_deliveries_of_older_ones,
+    a_revision_lower_than_the_highest_stored_is_refused,
+    claims_take_the_oldest_due_first_and_leave_the_rest,
+    a_delivery_waits_while_an_older_one_for_the_same_channel_is_unfinished,
+    an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down,
+    a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing,
+    an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history,
+    an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unknown_deliveries,
+    withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_item_may_be,
+    a_failed_attempt_of_a_superseded_revision_is_withdrawn_instead_of_retried,
+    the_published_list_has_one_row_per_item_and_channel_with_its_first_dates,
+    a_released_claim_is_due_again_without_counting_an_attempt,
+    the_payload_is_fixed_once_under_the_current_claim,
+    deliveries_are_listed_by_id_with_the_filter_applied,
+    two_processes_on_one_database_deliver_each_delivery_exactly_once,
+    two_instances_racing_with_concurrent_claimers_deliver_each_exactly_once,
+    expired_leases_are_taken_over_by_exactly_one_instance,
+    published_groups_count_each_item_once_on_its_primary_channel,
+    a_wechat_message_is_answered_once_whichever_instance_wechat_retries,
+    search_finds_the_latest_published_revision_and_never_a_withdrawn_one,
+    the_latest_published_are_by_publish_date_and_category,
+    report_revisions_read_the_report_fields_of_the_stored_json,
+    operator_accounts_sessions_and_the_day_list_hold,
+);
+
+/// PostgreSQL only: an idle instance waiting for work wakes when another instance stores
+/// new work (LISTEN/NOTIFY), long before its poll interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_idle_instances_wake_on_new_work_from_another_instance() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let waiter = db.connect().await;
+    let other = db.connect().await;
+    // The first wait starts the listener (and may return at once on its first wake-up).
+    waiter.wait_for_work(Duration::from_millis(300)).await;
+    waiter.wait_for_work(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let wait = {
+        let waiter = Arc::clone(&waiter);
+        tokio::spawn(async move { waiter.wait_for_work(Duration::from_secs(20)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ingest(&other, revision("GK-1", 1, "v"), &["site"], t(0)).await;
+    wait.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "woke after {:?}",
+        started.elapsed()
+    );
+}
+
+/// The report's grouped counts: one group per distinct (channel, category, year, formed
+/// date, delivery day, primary), the primary channel counting each item once.
+async fn published_groups_count_each_item_once_on_its_primary_channel(db: Db) {
+    let store = db.connect().await;
+    for n in 1..=2 {
+        let channels: &[&str] = if n == 1 { &["a", "b"] } else { &["a"] };
+        ingest(&store, revision(&format!("GK-{n}"), 1, "v"), channels, t(0)).await;
+    }
+    for c in claim(&store, "w", t(1)).await {
+        complete(&store, &c, "w", delivered("x"), t(2)).await;
+    }
+    let groups = store.published_groups().await.unwrap();
+    let summary: Vec<_> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.channel.as_str(),
+                g.category.as_str(),
+                g.count_year,
+                g.formed_date,
+                g.delivered_on,
+                g.primary,
+                g.items,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "a",
+                "通知公告",
+                2025,
+                date(2025, 2, 28),
+                date(2025, 3, 1),
+                true,
+                2
+            ),
+            (
+                "b",
+                "通知公告",
+                2025,
+                date(2025, 2, 28),
+                date(2025, 3, 1),
+                false,
+                1
+            ),
+        ]
+    );
+}
+
+async fn a_wechat_message_is_answered_once_whichever_instance_wechat_retries(db: Db) {
+    let (a, b) = (db.connect().await, db.connect().await);
+    let lease = Duration::from_secs(5);
+    assert_eq!(
+        a.claim_wechat_message("wx1", "m1", t(0), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    // A retry while the first request works on it (another instance): in progress.
+    assert_eq!(
+        b.claim_wechat_message("wx1", "m1", t(1), lease)
+            .await
+            .unwrap(),
+        MessageClaim::InProgress
+    );
+    a.answer_wechat_message("wx1", "m1", "<xml>答复</xml>", t(2))
+        .await
+        .unwrap();
+    for store in [&a, &b] {
+        assert_eq!(
+            store
+                .claim_wechat_message("wx1", "m1", t(3), lease)
+                .await
+                .unwrap(),
+            MessageClaim::Answered("<xml>答复</xml>".to_string())
+        );
+    }
+    // The same key of another account is another message.
+    assert_eq!(
+        b.claim_wechat_message("wx2", "m1", t(3), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    // A claim left unanswered past the lease (its instance died) is taken over, once.
+    assert_eq!(
+        a.claim_wechat_message("wx1", "m2", t(10), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    assert_eq!(
+        b.claim_wechat_message("wx1", "m2", t(20), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    assert_eq!(
+        a.claim_wechat_message("wx1", "m2", t(21), lease)
+            .await
+            .unwrap(),
+        MessageClaim::InProgress
+    );
+    b.answer_wechat_message("wx1", "m2", "success", t(22))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.claim_wechat_message("wx1", "m2", t(23), lease)
+            .await
+            .unwrap(),
+        MessageClaim::Answered("success".to_string())
+    );
+}
+
+/// A revision with an HTML body, published on `publish_date`.
+fn article(id: &str, rev: i64, title: &str, body: &str, day: u32) -> NewDisclosure {
+    NewDisclosure {
+        disclosure_id: id.to_string(),
+        revision: rev,
+        title: title.to_string(),
+        category: "通知公告".to_string(),
+        publish_date: Some(date(2025, 3, day)),
+        formed_date: date(2025, 2, 28),
+        content_hash: format!("hash-of-{id}-{rev}"),
+        json: serde_json::json!({"id": id, "revision": rev, "body_html": body}).to_string(),
+        submitted_by: "api".to_string(),
+    }
+}
+
+/// Delivers everything due.
+async fn deliver_all(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    for c in claim(store, "w", now).await {
+        let id = format!("{}-{}", c.delivery.disclosure_id, c.delivery.revision);
+        complete(store, &c, "w", delivered(&id), now).await;
+    }
+}
+
+async fn search(store: &Arc<dyn Store>, q: &str, mode: SearchMatch) -> Vec<(String, i64)> {
+    let tokens = gongkai::wechat_callback::search::query_tokens(q).expect("a query");
+    store
+        .search_published(&tokens, mode, 10)
+        .await
+        .expect("search")
+        .into_iter()
+        .map(|i| (i.disclosure_id, i.revision))
+        .collect()
+}
+
+fn found(items: &[(&str, i64)]) -> Vec<(String, i64)> {
+    items.iter().map(|(id, r)| (id.to_string(), *r)).collect()
+}
+
+async fn search_finds_the_latest_published_revision_and_never_a_withdrawn_one(db: Db) {
+    let (store, other) = (db.connect().await, db.connect().await);
+    let title_match = article(
+        "GK-1",
+        1,
+        "2025年城乡低保资金发放公示",
+        "<p>名单见附件</p>",
+        1,
+    );
+    let body_match = article(
+        "GK-2",
+        1,
+        "殡葬服务收费标准",
+        "<p>对低保对象减免&amp;基本殡葬服务费用</p>",
+        5,
+    );
+    let unpublished = article("GK-3", 1, "低保资金申请指南", "", 6);
+    let withdrawn = article("GK-4", 1, "低保资金补发通知", "", 7);
+    ingest(&store, title_match, &["site"], t(0)).await;
+    ingest(&store, body_match, &["site"], t(0)).await;
+    ingest(&store, withdrawn, &["site"], t(0)).await;
+    // Other items, so that 低保 is a rare word, as in a real index (FTS5's bm25 gives a
+    // word in most documents no weight at all, and then only recency orders).
+    for n in 1..=6 {
+        let filler = article(
+            &format!("GK-F{n}"),
+            1,
+            &format!("第{n}号道路施工通告"),
+            "",
+            2,
+        );
+        ingest(&store, filler, &["site"], t(0)).await;
+    }
+    deliver_all(&store, t(1)).await;
+    // Stored, but on no channel: never published.
+    ingest(&store, unpublished, &[], t(2)).await;
+    store
+        .withdraw_disclosure("GK-4", "cli:op", None, t(3))
+        .await
+        .unwrap();
+
+    // Every stored revision is indexed once, whichever instance refreshes.
+    assert_eq!(store.refresh_search_index().await.unwrap(), 10);
+    assert_eq!(other.refresh_search_index().await.unwrap(), 0);
+    assert_eq!(store.refresh_search_index().await.unwrap(), 0);
+
+    // A title match ranks above a body match, even a newer one.
+    assert_eq!(
+        search(&other, "低保", SearchMatch::All).await,
+        found(&[("GK-1", 1), ("GK-2", 1)])
+    );
+    assert_eq!(
+        search(&store, "低保资金", SearchMatch::All).await,
+        found(&[("GK-1", 1)])
+    );
+    assert_eq!(
+        search(&store, "殡葬", SearchMatch::All).await,
+        found(&[("GK-2", 1)])
+    );
+    assert!(search(&store, "低保殡葬补贴", SearchMatch::All)
+        .await
+        .is_empty());
+    let any = search(&store, "低保殡葬补贴", SearchMatch::Any).await;
+    assert_eq!(any.len(), 2, "{any:?}");
+    assert!(search(&store, "申请指南", SearchMatch::Any)
+        .await
+        .is_empty());
+    assert!(search(&store, "补发", SearchMatch::Any).await.is_empty());
+
+    // A correction is found once it is delivered, as its latest revision.
+    let correction = article("GK-1", 2, "2025年城乡低保资金发放公示（更正）", "", 1);
+    ingest(&store, correction, &["site"], t(10)).await;
+    assert_eq!(other.refresh_search_index().await.unwrap(), 1);
+    assert_eq!(search(&store, "更正", SearchMatch::All).await, found(&[]));
+    assert_eq!(
+        search(&store, "低保资金", SearchMatch::All).await,
+        found(&[("GK-1", 1)])
+    );
+    deliver_all(&store, t(11)).await;
+    assert_eq!(
+        search(&store, "更正", SearchMatch::All).await,
+        found(&[("GK-1", 2)])
+    );
+    assert_eq!(
+        search(&store, "低保资金", SearchMatch::All).await,
+        found(&[("GK-1", 2)])
+    );
+
+    // Withdrawn: gone from every answer at once.
+    store
+        .withdraw_disclosure("GK-1", "cli:op", None, t(12))
+        .await
+        .unwrap();
+    assert_eq!(
+        search(&other, "低保", SearchMatch::Any).await,
+        found(&[("GK-2", 1)])
+    );
+}
+
+async fn the_latest_published_are_by_publish_date_and_category(db: Db) {
+    let store = db.connect().await;
+    let mut rule = article("GK-1", 1, "规划一", "", 3);
+    rule.category = "规划信息".to_string();
+    let mut undated = article("GK-4", 1, "无日期", "", 1);
+    undated.publish_date = None;
+    ingest(&store, rule, &["site"], t(0)).await;
+    ingest(&store, article("GK-2", 1, "通知二", "", 9), &["site"], t(0)).await;
+    ingest(&store, undated, &["site"], t(0)).await;
+    ingest(&store, article("GK-3", 1, "通知三", "", 5), &["site"], t(0)).await;
+    deliver_all(&store, t(1)).await;
+    ingest(
+        &store,
+        article("GK-5", 1, "未发出", "", 20),
+        &["site"],
+        t(2),
+    )
+    .await;
+
+    let latest = |items: Vec<gongkai::store::PublishedItem>| {
+        items
+            .into_iter()
+            .map(|i| (i.disclosure_id, i.url.unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let url = |id: &str| format!("https://example.gov.cn/{id}-1");
+    // Undated items come last, on both backends.
+    assert_eq!(
+        latest(store.latest_published(None, 10).await.unwrap()),
+        vec![
+            ("GK-2".to_string(), url("GK-2")),
+            ("GK-3".to_string(), url("GK-3")),
+            ("GK-1".to_string(), url("GK-1")),
+            ("GK-4".to_string(), url("GK-4")),
+        ]
+    );
+    assert_eq!(
+        latest(store.latest_published(None, 2).await.unwrap()).len(),
+        2
+    );
+    assert_eq!(
+        latest(store.latest_published(Some("规划信息"), 10).await.unwrap()),
+        vec![("GK-1".to_string(), url("GK-1"))]
+    );
+}
+
+async fn report_revisions_read_the_report_fields_of_the_stored_json(db: Db) {
+    let store = db.connect().await;
+    let mut rule = revision("GK-1", 1, "规章");
+    rule.json = serde_json::json!({
+        "id": "GK-1", "doc_kind": "规章", "art20_item": "一", "validity": "有效",
+        "valid_to": "2030-12-31"
+    })
+    .to_string();
+    let mut repeal = revision("GK-2", 1, "废止");
+    repeal.json =
+        serde_json::json!({"id": "GK-2", "validity": "废止", "replaces": "GK-0"}).to_string();
+    let plain = revision("GK-3", 1, "通知");
+    ingest(&store, rule, &["site"], t(0)).await;
+    ingest(&store, repeal, &["site"], t(0)).await;
+    ingest(&store, plain, &["site"], t(0)).await;
+    deliver_all(&store, t(3600 * 20)).await;
+
+    let revs = store.report_revisions().await.unwrap();
+    let got: Vec<_> = revs
+        .iter()
+        .map(|r| {
+            (
+                r.disclosure_id.as_str(),
+                r.doc_kind.as_deref(),
+                r.art20_item.as_deref(),
+                r.validity.as_deref(),
+                r.replaces.as_deref(),
+                r.valid_to,
+                r.item_first_delivered_on,
+                r.delivered_on,
+            )
+        })
+        .collect();
+    // Delivered at 2025-03-02 04:00 UTC: the 2nd in China time (UTC+8).
+    let day = date(2025, 3, 2);
+    assert_eq!(
+        got,
+        vec![
+            (
+                "GK-1",
+                Some("规章"),
+                Some("一"),
+                Some("有效"),
+                None,
+                Some(date(2030, 12, 31)),
+                day,
+                Some(day)
+            ),
+            (
+                "GK-2",
+                None,
+                None,
+                Some("废止"),
+                Some("GK-0"),
+                None,
+                day,
+                Some(day)
+            ),
+        ]
+    );
 }
 
 /// The operator console's part of the store (issue 8): accounts, the lock-out, sessions
@@ -1192,8 +1741,6 @@ async fn operator_story(store: Arc<dyn Store>) {
     assert!(store.last_delivered().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn operator_accounts_sessions_and_the_day_list_hold_on_sqlite() {
-    let (_dir, store) = fresh_store().await;
-    operator_story(store).await;
+async fn operator_accounts_sessions_and_the_day_list_hold(db: Db) {
+    operator_story(db.connect().await).await;
 }

@@ -19,9 +19,9 @@ use crate::store::{self, DeliveryFilter, DeliveryRow, RetryResult};
 
 async fn ledger(config: &Path) -> anyhow::Result<Ledger> {
     let settings = Settings::load(config)?;
-    let store = store::connect(&settings.resolved_database_url())
+    let store = store::connect_with(&settings.resolved_database_url(), settings.store_options())
         .await
-        .with_context(|| format!("打开数据库 {}", settings.database_url))?;
+        .with_context(|| format!("打开数据库 {}", store::redact_url(&settings.database_url)))?;
     Ok(Ledger::new(store, Arc::new(settings)))
 }
 
@@ -487,7 +487,9 @@ pub async fn check_config(config: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    if let Err(e) = store::connect(&settings.resolved_database_url()).await {
+    if let Err(e) =
+        store::connect_with(&settings.resolved_database_url(), settings.store_options()).await
+    {
         problems.push(format!("database_url：{e:#}"));
     }
     if problems.is_empty() {
@@ -511,8 +513,11 @@ pub async fn check_config(config: &Path) -> anyhow::Result<()> {
 
 pub async fn migrate(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    store::connect(&settings.resolved_database_url()).await?;
-    println!("数据库迁移已完成：{}", settings.database_url);
+    store::connect_with(&settings.resolved_database_url(), settings.store_options()).await?;
+    println!(
+        "数据库迁移已完成：{}",
+        store::redact_url(&settings.database_url)
+    );
     Ok(())
 }
 

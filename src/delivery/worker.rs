@@ -183,7 +183,9 @@ impl Worker {
             tokio::select! {
                 Some(_) = set.join_next(), if !set.is_empty() => {}
                 _ = &mut woken => {}
-                _ = tokio::time::sleep(idle_wait) => {}
+                // The store's wait: a plain sleep on SQLite; on PostgreSQL it also ends
+                // when another instance announces new work (LISTEN/NOTIFY).
+                _ = self.store.wait_for_work(idle_wait) => {}
                 _ = shutdown.changed() => {}
             }
         }

@@ -9,6 +9,8 @@
 //! expired (the instance died) is taken over, and the lost attempt is written down.
 
 pub mod console;
+pub mod postgres;
+mod postgres_console;
 pub mod sqlite;
 mod sqlite_console;
 
@@ -537,6 +539,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deliveries due at `now` (`pending`/`retrying` whose time has come): the queue depth.
     async fn count_due(&self, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// The idle worker's wait: returns when new work may have been added (by any instance
+    /// on this database) or after `timeout`, whichever comes first. Spurious early returns
+    /// are allowed (the caller just looks again). The default sleeps for `timeout` (the
+    /// worker's poll); PostgreSQL wakes on LISTEN/NOTIFY.
+    async fn wait_for_work(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await;
+    }
 
     // ---- WeChat callback (issue 4): retries answered once, search over what is published ----
 
@@ -565,12 +574,15 @@ pub trait Store: Send + Sync + 'static {
     /// on a fresh database); the number added. Cheap when there is nothing new.
     async fn refresh_search_index(&self) -> StoreResult<usize>;
 
-    /// Published disclosures matching an FTS5 query over the tokens of
-    /// `wechat_callback::search`, best first (relevance, then recency): the latest
+    /// Published disclosures whose indexed text has all (`SearchMatch::All`) or any
+    /// (`SearchMatch::Any`) of `tokens` (the index tokens of `wechat_callback::search`:
+    /// letters and digits only; each backend builds its own query from them: FTS5 on
+    /// SQLite, a tsquery on PostgreSQL), best first (relevance, then recency): the latest
     /// delivered revision on a `gov_site` channel, withdrawn ones never.
     async fn search_published(
         &self,
-        fts_query: &str,
+        tokens: &[String],
+        mode: SearchMatch,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>>;
 
@@ -580,6 +592,15 @@ pub trait Store: Send + Sync + 'static {
         category: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>>;
+}
+
+/// How `search_published` combines its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMatch {
+    /// Every token must appear.
+    All,
+    /// At least one token (ranked by how many and how rare).
+    Any,
 }
 
 /// What `claim_wechat_message` found.
@@ -637,9 +658,40 @@ pub struct WechatPublishEvent {
     pub times_received: i64,
 }
 
-/// Opens the store named by `database_url` and runs its migrations.
-/// `sqlite://path` (created if missing); `postgres://` comes in a later issue.
+/// `database_url` without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    postgres::redact(url)
+}
+
+/// How to open a store (from the config).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOptions {
+    /// PostgreSQL: the size of the connection pool (`database_max_connections`).
+    /// SQLite ignores it (one writer, a few readers).
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: postgres::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Opens the store named by `database_url` with the default options and runs its
+/// migrations.
 pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    connect_with(database_url, ConnectOptions::default()).await
+}
+
+/// Opens the store named by `database_url` and runs its migrations:
+/// `sqlite://path` (created if missing) or `postgres://user@host:port/db` (also
+/// `postgresql://`; the database must exist).
+pub async fn connect_with(
+    database_url: &str,
+    options: ConnectOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(rest) = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))
@@ -647,12 +699,11 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
         let store = sqlite::SqliteStore::open(rest).await?;
         Ok(Arc::new(store))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        anyhow::bail!(
-            "database_url {database_url:?}: PostgreSQL 存储尚未实现（本版本只支持 sqlite://文件路径）"
-        )
+        let store = postgres::PostgresStore::open(database_url, options.max_connections).await?;
+        Ok(Arc::new(store))
     } else {
         anyhow::bail!(
-            "database_url {database_url:?} 无法识别：应以 sqlite:// 开头，例如 sqlite://gongkai.db"
+            "database_url {database_url:?} 无法识别：应以 sqlite:// 或 postgres:// 开头，例如 sqlite://gongkai.db"
         )
     }
 }

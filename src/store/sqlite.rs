@@ -1474,19 +1474,7 @@ impl Store for SqliteStore {
                 if inserted.rows_affected() != 1 {
                     continue;
                 }
-                let doc: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-                let mut head = title.clone();
-                for f in ["short_title", "doc_no", "publisher"] {
-                    if let Some(v) = doc.get(f).and_then(|v| v.as_str()) {
-                        head.push(' ');
-                        head.push_str(v);
-                    }
-                }
-                let body = doc
-                    .get("body_html")
-                    .and_then(|v| v.as_str())
-                    .map(crate::wechat_callback::search::strip_html)
-                    .unwrap_or_default();
+                let (head, body) = crate::wechat_callback::search::doc_text(&title, &json);
                 sqlx::query(
                     "INSERT INTO search_fts (rowid, title, body) VALUES (last_insert_rowid(), $1, $2)",
                 )
@@ -1506,9 +1494,14 @@ impl Store for SqliteStore {
 
     async fn search_published(
         &self,
-        fts_query: &str,
+        tokens: &[String],
+        mode: SearchMatch,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fts_query = crate::wechat_callback::search::fts5_query(tokens, mode);
         let rows = sqlx::query(concat!(
             "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
                     d.delivered_at, bm25(search_fts, 4.0, 1.0) AS score
@@ -1520,7 +1513,7 @@ impl Store for SqliteStore {
             published_filter!(),
             " ORDER BY ROUND(score, 1), s.publish_date DESC, d.delivered_at DESC LIMIT $2"
         ))
-        .bind(fts_query)
+        .bind(&fts_query)
         .bind((limit * 3) as i64)
         .fetch_all(&self.reader)
         .await

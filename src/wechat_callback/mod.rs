@@ -29,7 +29,9 @@ use tokio::sync::Notify;
 
 use crate::channel::wechat::{Wechat, WechatConfig};
 use crate::config::{resolve_secret, Secret, Settings};
-use crate::store::{MessageClaim, PublishedItem, Store, StoreError, WechatPublishEvent};
+use crate::store::{
+    MessageClaim, PublishedItem, SearchMatch, Store, StoreError, WechatPublishEvent,
+};
 use config::{ClickAction, WechatCallbackSettings};
 use crypto::Crypto;
 use message::{Message, XmlError};
@@ -425,16 +427,22 @@ impl Callback {
     /// Full-text search over published disclosures.
     pub async fn search(&self, query: &str) -> Result<Reply, CallbackError> {
         let q = query.trim();
-        let Some((all, any)) = search::fts_queries(q) else {
+        let Some(tokens) = search::query_tokens(q) else {
             return Ok(Reply::Text {
                 content: self.render_not_found(q)?,
             });
         };
         self.store.refresh_search_index().await?;
         let n = self.settings.list_size;
-        let mut items = self.store.search_published(&all, n).await?;
-        if items.is_empty() && all != any {
-            items = self.store.search_published(&any, n).await?;
+        let mut items = self
+            .store
+            .search_published(&tokens, SearchMatch::All, n)
+            .await?;
+        if items.is_empty() && tokens.len() > 1 {
+            items = self
+                .store
+                .search_published(&tokens, SearchMatch::Any, n)
+                .await?;
         }
         if items.is_empty() {
             return Ok(Reply::Text {

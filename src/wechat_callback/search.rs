@@ -3,7 +3,11 @@
 //! 资金), other words are lowercased as they are. The store indexes these tokens with
 //! SQLite FTS5's `unicode61` tokenizer (each bigram is one token), and a query is
 //! tokenized the same way: a two-character query such as 低保 is exactly one token, which
-//! a trigram index could not answer. Pure; the index itself lives in the store.
+//! a trigram index could not answer. PostgreSQL keeps the same tokens as a tsvector
+//! (`tsvector`, `tsquery`: literals, no text-search parser). Pure; the index itself lives
+//! in the store.
+
+use crate::store::SearchMatch;
 
 /// Whether `c` is written without spaces between words (CJK ideographs, kana, hangul).
 fn is_cjk(c: char) -> bool {
@@ -53,19 +57,109 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
-/// The FTS5 queries for what a person typed: first every token must appear (AND), and
-/// as a fallback any of them (OR, ranked by how many and how rare). None when the query has
-/// fewer than two characters of substance.
-pub fn fts_queries(q: &str) -> Option<(String, String)> {
+/// The tokens to search for what a person typed (repeats in a row dropped): the store
+/// first asks for all of them, and as a fallback for any. None when the query has fewer
+/// than two characters of substance.
+pub fn query_tokens(q: &str) -> Option<Vec<String>> {
     let mut toks = tokens(q);
     toks.dedup();
     let substance: usize = q.chars().filter(|c| c.is_alphanumeric()).count();
     if toks.is_empty() || substance < 2 {
         return None;
     }
-    // Tokens are letters and digits only, so quoting cannot be escaped from.
-    let quoted: Vec<String> = toks.iter().map(|t| format!("\"{t}\"")).collect();
-    Some((quoted.join(" AND "), quoted.join(" OR ")))
+    Some(toks)
+}
+
+/// The SQLite FTS5 query over `tokens` (AND for `All`, OR for `Any`).
+pub fn fts5_query(tokens: &[String], mode: SearchMatch) -> String {
+    // Tokens are letters and digits only, so quoting cannot be escaped from; doubling any
+    // quote keeps that true whatever the caller passes.
+    let quoted: Vec<String> = tokens
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    quoted.join(match mode {
+        SearchMatch::All => " AND ",
+        SearchMatch::Any => " OR ",
+    })
+}
+
+/// A PostgreSQL tsquery literal over `tokens` (`&` for `All`, `|` for `Any`): each token
+/// is one quoted lexeme taken as is (cast with `::tsquery`, no text-search parser, so CJK
+/// bigrams stay whole whatever the database locale).
+pub fn tsquery(tokens: &[String], mode: SearchMatch) -> String {
+    let quoted: Vec<String> = tokens.iter().map(|t| lexeme(t)).collect();
+    quoted.join(match mode {
+        SearchMatch::All => " & ",
+        SearchMatch::Any => " | ",
+    })
+}
+
+/// A PostgreSQL tsvector literal: `title` tokens (weight A) then `body` tokens (weight D),
+/// with their positions, so that ts_rank weighs title matches and repeated tokens as FTS5's
+/// bm25 does. Within PostgreSQL's limits (lexemes up to 2046 bytes, positions up to 16383,
+/// 256 positions per lexeme, about 1 MB of lexemes); what is beyond them is left out.
+pub fn tsvector(title: &[String], body: &[String]) -> String {
+    use std::collections::BTreeMap;
+    const MAX_LEXEME_BYTES: usize = 2046;
+    const MAX_POS: usize = 16383;
+    const MAX_POSITIONS: usize = 256;
+    const MAX_TOTAL_BYTES: usize = 900_000;
+    let mut lexemes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut total = 0;
+    let weighted = title
+        .iter()
+        .map(|t| (t, "A"))
+        .chain(body.iter().map(|t| (t, "")));
+    for (i, (tok, weight)) in weighted.enumerate() {
+        if tok.is_empty() || tok.len() > MAX_LEXEME_BYTES {
+            continue;
+        }
+        let pos = (i + 1).min(MAX_POS);
+        match lexemes.get_mut(tok.as_str()) {
+            Some(positions) => {
+                if positions.len() < MAX_POSITIONS && pos < MAX_POS {
+                    positions.push(format!("{pos}{weight}"));
+                }
+            }
+            None => {
+                if total + tok.len() > MAX_TOTAL_BYTES {
+                    continue;
+                }
+                total += tok.len();
+                lexemes.insert(tok, vec![format!("{pos}{weight}")]);
+            }
+        }
+    }
+    lexemes
+        .iter()
+        .map(|(tok, positions)| format!("{}:{}", lexeme(tok), positions.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A quoted lexeme of a tsvector/tsquery literal.
+fn lexeme(t: &str) -> String {
+    format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The text a stored revision is found by, as (head, body): the title with the short
+/// title, document number and publisher, and the visible text of the body HTML.
+pub fn doc_text(title: &str, json: &str) -> (String, String) {
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let mut head = title.to_string();
+    for f in ["short_title", "doc_no", "publisher"] {
+        if let Some(v) = doc.get(f).and_then(|v| v.as_str()) {
+            head.push(' ');
+            head.push_str(v);
+        }
+    }
+    let body = doc
+        .get("body_html")
+        .and_then(|v| v.as_str())
+        .map(strip_html)
+        .unwrap_or_default();
+    (head, body)
 }
 
 /// The visible text of an HTML body (tags dropped, the common entities decoded).
@@ -106,13 +200,39 @@ mod tests {
 
     #[test]
     fn queries_need_two_characters() {
-        assert_eq!(fts_queries("低"), None);
-        assert_eq!(fts_queries("  ？"), None);
-        let (all, any) = fts_queries("养老补贴").unwrap();
-        assert_eq!(all, "\"养老\" AND \"老补\" AND \"补贴\"");
-        assert_eq!(any, "\"养老\" OR \"老补\" OR \"补贴\"");
-        assert_eq!(fts_queries("低保").unwrap().0, "\"低保\"");
-        assert!(fts_queries("\" OR x").unwrap().0.starts_with("\"or\""));
+        assert_eq!(query_tokens("低"), None);
+        assert_eq!(query_tokens("  ？"), None);
+        let toks = query_tokens("养老补贴").unwrap();
+        assert_eq!(toks, ["养老", "老补", "补贴"]);
+        assert_eq!(
+            fts5_query(&toks, SearchMatch::All),
+            "\"养老\" AND \"老补\" AND \"补贴\""
+        );
+        assert_eq!(
+            fts5_query(&toks, SearchMatch::Any),
+            "\"养老\" OR \"老补\" OR \"补贴\""
+        );
+        assert_eq!(
+            fts5_query(&query_tokens("低保").unwrap(), SearchMatch::All),
+            "\"低保\""
+        );
+        assert!(
+            fts5_query(&query_tokens("\" OR x").unwrap(), SearchMatch::All).starts_with("\"or\"")
+        );
+        assert_eq!(query_tokens("低保 低保").unwrap(), ["低保"]);
+    }
+
+    #[test]
+    fn postgres_literals_quote_every_token() {
+        let toks = query_tokens("养老补贴").unwrap();
+        assert_eq!(tsquery(&toks, SearchMatch::All), "'养老' & '老补' & '补贴'");
+        assert_eq!(tsquery(&toks, SearchMatch::Any), "'养老' | '老补' | '补贴'");
+        assert_eq!(tsquery(&["it's".to_string()], SearchMatch::All), "'it''s'");
+        let t = |s: &str| tokens(s);
+        assert_eq!(
+            tsvector(&t("低保公示"), &t("低保 名单")),
+            "'低保':1A,4 '保公':2A '公示':3A '名单':5"
+        );
     }
 
     #[test]

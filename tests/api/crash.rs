@@ -32,12 +32,32 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_killed_mid_delivery_delivers_everything_after_restart_without_duplicates() {
+    killed_mid_delivery(None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_on_postgres_killed_mid_delivery_delivers_everything_after_restart() {
+    if let Some(database) = pg::TestDatabase::create().await {
+        killed_mid_delivery(Some(&database.url)).await
+    }
+}
+
+/// On the SQLite file of the demo layout, or on the PostgreSQL database `database_url`.
+async fn killed_mid_delivery(database_url: Option<&str>) {
     const N: usize = 30;
     let sandbox = spawn_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let config = lay_out(dir.path(), &sandbox);
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    if let Some(url) = database_url {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("database_url"))
+            .expect("the config names its database")
+            .to_string();
+        text = text.replace(&line, &format!("database_url = {url:?}"));
+    }
+    let text = text
         .replace("lease = \"2m\"", "lease = \"2s\"")
         .replace("concurrency = 16", "concurrency = 4")
         .replace("poll_interval = \"1s\"", "poll_interval = \"100ms\"");

@@ -7,7 +7,17 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn an_accepted_disclosure_is_published_on_the_website_platform() {
-    let app = spawn_app().await;
+    an_accepted_disclosure_is_published_on_the_website_platform_case(spawn_app().await).await
+}
+
+#[tokio::test]
+async fn an_accepted_disclosure_is_published_on_the_website_platform_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        an_accepted_disclosure_is_published_on_the_website_platform_case(app).await
+    }
+}
+
+async fn an_accepted_disclosure_is_published_on_the_website_platform_case(app: TestApp) {
     app.post_disclosure(&disclosure("zpmzj-2017-00200", 1))
         .await;
     let s = app.run_worker_until_idle().await;
@@ -33,7 +43,17 @@ async fn an_accepted_disclosure_is_published_on_the_website_platform() {
 
 #[tokio::test]
 async fn a_transient_failure_is_retried_then_delivered() {
-    let app = spawn_app().await;
+    a_transient_failure_is_retried_then_delivered_case(spawn_app().await).await
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_then_delivered_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        a_transient_failure_is_retried_then_delivered_case(app).await
+    }
+}
+
+async fn a_transient_failure_is_retried_then_delivered_case(app: TestApp) {
     app.fault(json!({"path": "/gov_site/v1/disclosures", "count": 2, "status": 503}))
         .await;
     app.post_disclosure(&disclosure("zpmzj-2017-00201", 1))
@@ -202,7 +222,18 @@ async fn a_panic_inside_one_delivery_does_not_stop_the_worker() {
 
 #[tokio::test]
 async fn the_api_gives_the_annual_report_in_either_layout() {
-    let app = spawn_app().await;
+    annual_report_in_either_layout(spawn_app().await).await;
+}
+
+/// The report reads `published_groups` and `report_revisions`, whose SQL differs by backend.
+#[tokio::test]
+async fn the_api_gives_the_annual_report_in_either_layout_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        annual_report_in_either_layout(app).await;
+    }
+}
+
+async fn annual_report_in_either_layout(app: TestApp) {
     app.post_disclosure(&disclosure("zpmzj-2017-00207", 1))
         .await;
     app.run_worker_until_idle().await;

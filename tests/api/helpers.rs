@@ -1,5 +1,6 @@
 //! `spawn_app()`: a real `Application` (port 0, SQLite file in a temp dir, worker driven
-//! step by step) wired to a real sandbox on loopback, plus helpers to build disclosures,
+//! step by step; `spawn_app_on_postgres()`: the same on a fresh PostgreSQL database when
+//! `GONGKAI_TEST_DATABASE_URL` is set) wired to a real sandbox on loopback, plus helpers to build disclosures,
 //! post them, drive the worker and read what the emulated platform holds.
 
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+#[path = "../support/pg.rs"]
+pub mod pg;
+
 pub const SECRET: &str = "test-secret-0123456789";
 pub const TOKEN: &str = "test-token-abcdef";
 
@@ -34,6 +38,8 @@ pub struct TestApp {
     /// `http://addr` of the `/metrics` listener when `[metrics] listen` was set.
     pub metrics: Option<String>,
     stop: watch::Sender<bool>,
+    /// The PostgreSQL database of a `spawn_app_on_postgres` app, dropped with it.
+    _pg: Option<pg::TestDatabase>,
 }
 
 pub async fn spawn_sandbox() -> SandboxHandle {
@@ -68,6 +74,16 @@ pub async fn spawn_app() -> TestApp {
 /// Like `spawn_app`, with a chance to change the settings first.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     spawn(false, tweak).await
+}
+
+/// Like `spawn_app`, on a fresh PostgreSQL database; `None` (the test is skipped) when
+/// `GONGKAI_TEST_DATABASE_URL` is not set.
+pub async fn spawn_app_on_postgres() -> Option<TestApp> {
+    let database = pg::TestDatabase::create().await?;
+    let url = database.url.clone();
+    let mut app = spawn(false, move |s| s.database_url = url).await;
+    app._pg = Some(database);
+    Some(app)
 }
 
 /// The website and the hall LED screen `hall_led` (GB2312 bar, file sink, HTTP pull and the
@@ -125,6 +141,7 @@ async fn spawn(with_led: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         sandbox,
         metrics,
         stop,
+        _pg: None,
     }
 }
 
@@ -150,6 +167,7 @@ impl TestApp {
             sandbox,
             metrics: None,
             stop,
+            _pg: None,
         }
     }
 }

@@ -17,7 +17,22 @@ async fn a_dead_delivery(app: &TestApp, id: &str) -> i64 {
 
 #[tokio::test]
 async fn an_operator_retry_over_http_delivers_a_dead_delivery_and_keeps_its_history() {
-    let app = spawn_app().await;
+    an_operator_retry_over_http_delivers_a_dead_delivery_and_keeps_its_history_case(
+        spawn_app().await,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_operator_retry_over_http_delivers_a_dead_delivery_and_keeps_its_history_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        an_operator_retry_over_http_delivers_a_dead_delivery_and_keeps_its_history_case(app).await
+    }
+}
+
+async fn an_operator_retry_over_http_delivers_a_dead_delivery_and_keeps_its_history_case(
+    app: TestApp,
+) {
     let id = a_dead_delivery(&app, "zpmzj-2017-00300").await;
 
     // The failure and its reason are visible to the operator.

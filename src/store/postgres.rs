@@ -1,0 +1,1899 @@
+//! PostgreSQL implementation of [`Store`]: several daemon instances on one database.
+//! Owns the SQL (a mirror of `sqlite.rs`, statement for statement), the connection pool,
+//! the embedded migrations in `src/store/migrations/postgres/`, the LISTEN/NOTIFY wake-up
+//! of idle workers, and the row mapping (BIGINT unix milliseconds, TEXT dates, as SQLite).
+//!
+//! Where SQLite relies on its single writer, PostgreSQL takes locks instead:
+//! - claims select with `FOR UPDATE OF d SKIP LOCKED`, so two instances never take the same
+//!   row and never wait for each other; a row another instance claimed in the meantime no
+//!   longer matches (its `next_attempt_at` is the lease expiry) when it is re-checked;
+//! - the transactions that decide between the revisions of one disclosure (ingest,
+//!   withdrawal, the failure path of a completion) take a transaction-scoped advisory
+//!   lock on the disclosure id, so they run one after the other as they do on SQLite;
+//! - state changes of a completion are made only under the current claim token.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, Context as _};
+use sqlx::error::ErrorKind;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::*;
+
+/// Attempt details and errors come from remote systems: keep the ledger small.
+const DETAIL_MAX_CHARS: usize = 2000;
+/// The NOTIFY channel on which new due work is announced to every instance.
+const WORK_CHANNEL: &str = "gongkai_work";
+/// First key of the advisory locks taken per disclosure (the second is the id's hash).
+const DISCLOSURE_LOCK_SPACE: i32 = 0x676b; // "gk"
+/// How long to wait for a free connection before a store call fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default pool size when the config does not say (`database_max_connections`).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+macro_rules! delivery_cols {
+    () => {
+        "id, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
+         next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
+         last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress, \
+         displayed_until"
+    };
+}
+
+macro_rules! disclosure_cols {
+    () => {
+        "s.disclosure_id, s.revision, s.title, s.category, s.publish_date, s.formed_date, \
+         s.content_hash, s.json, s.submitted_by, s.received_at, s.withdrawn_at, s.withdrawn_by, \
+         s.withdraw_reason"
+    };
+}
+
+macro_rules! clear_claim {
+    () => {
+        "claimed_by = NULL, claim_token = NULL, claimed_at = NULL, claimed_until = NULL, \
+         claim_trigger = NULL, claim_requested_by = NULL"
+    };
+}
+
+macro_rules! lost_detail_sql {
+    () => {
+        "'上次尝试未完成：实例 ' || COALESCE(claimed_by, '（未知）') || \
+         ' 在租约到期前未报告结果（可能已崩溃）'"
+    };
+}
+
+/// As in `sqlite.rs`, plus the row locks: rows another instance is claiming right now are
+/// skipped rather than waited for.
+const CLAIM_CANDIDATES_SQL: &str = concat!(
+    "SELECT d.id AS delivery_id, d.status AS delivery_status, ",
+    disclosure_cols!(),
+    " FROM deliveries d
+     JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+     WHERE d.status IN ('pending', 'retrying', 'in_flight')
+       AND d.next_attempt_at <= $1
+       AND NOT EXISTS (
+           SELECT 1 FROM deliveries o
+           WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+             AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
+     ORDER BY d.next_attempt_at, d.id
+     LIMIT $2
+     FOR UPDATE OF d SKIP LOCKED"
+);
+
+const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
+     WHERE d.status IN ('pending', 'retrying', 'in_flight')
+       AND d.next_attempt_at IS NOT NULL
+       AND NOT EXISTS (
+           SELECT 1 FROM deliveries o
+           WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+             AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
+     ORDER BY d.next_attempt_at LIMIT 1";
+
+pub struct PostgresStore {
+    pub(super) pool: PgPool,
+    /// Woken by the listener task on every NOTIFY of new work (a permit is kept when
+    /// nobody waits, so a notification between a claim and the wait is not lost).
+    work: Arc<Notify>,
+    /// The LISTEN task, started by the first `wait_for_work` (only workers need it).
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.listener.lock() {
+            if let Some(task) = guard.take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Keeps one LISTEN connection open and turns each notification into a wake-up. When the
+/// connection drops it reconnects (the worker's poll covers the gap) and wakes once, since
+/// a notification may have been missed meanwhile.
+async fn listen_for_work(pool: PgPool, work: Arc<Notify>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error.message = %e, "PostgreSQL：无法建立 LISTEN 连接，空闲时改为定时轮询");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(WORK_CHANNEL).await {
+            tracing::warn!(error.message = %e, "PostgreSQL：LISTEN {WORK_CHANNEL} 失败，空闲时改为定时轮询");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        work.notify_one();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => work.notify_one(),
+                // The connection was lost and will be re-established by the next call.
+                Ok(None) => work.notify_one(),
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "PostgreSQL：LISTEN 连接中断，正在重连");
+                    work.notify_one();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects a pool of up to `max_connections` to `url` and runs the migrations (several
+    /// instances may start at once: sqlx serialises migrations with an advisory lock).
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<PostgresStore> {
+        let shown = redact(url);
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| format!("PostgreSQL 连接串 {shown} 无法解析"))?;
+        // One connection is kept by the LISTEN task; claims and completions need the rest.
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("无法连接 PostgreSQL 数据库 {shown}"))?;
+        sqlx::migrate!("src/store/migrations/postgres")
+            .run(&pool)
+            .await
+            .with_context(|| format!("PostgreSQL 数据库 {shown} 迁移失败"))?;
+        Ok(PostgresStore {
+            pool,
+            work: Arc::new(Notify::new()),
+            listener: Mutex::new(None),
+        })
+    }
+
+    /// The pool, for tests and tools that need to look at the database directly.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| other(e, "starting a transaction"))
+    }
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Serialises the transactions that decide between the revisions of one disclosure.
+async fn lock_disclosure(
+    tx: &mut Transaction<'static, Postgres>,
+    disclosure_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(DISCLOSURE_LOCK_SPACE)
+        .bind(disclosure_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| other(e, "locking the disclosure"))?;
+    Ok(())
+}
+
+/// Announces new due work to every instance, when the transaction commits.
+async fn notify_work(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(WORK_CHANNEL)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| other(e, "announcing new work"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    // ---- operator console: one-line delegations to `postgres_console.rs` ----
+
+    async fn create_operator(&self, new: &NewOperator, now: DateTime<Utc>) -> StoreResult<()> {
+        self.pg_console_create_operator(new, now).await
+    }
+
+    async fn get_operator(&self, name: &str) -> StoreResult<Option<OperatorRow>> {
+        self.pg_console_get_operator(name).await
+    }
+
+    async fn list_operators(&self) -> StoreResult<Vec<OperatorRow>> {
+        self.pg_console_list_operators().await
+    }
+
+    async fn set_operator_disabled(&self, name: &str, disabled: bool) -> StoreResult<()> {
+        self.pg_console_set_operator_disabled(name, disabled).await
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lock_for: Duration,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        self.pg_console_record_failed_sign_in(name, now, max_failures, lock_for)
+            .await
+    }
+
+    async fn record_sign_in(&self, name: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.pg_console_record_sign_in(name, now).await
+    }
+
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        self.pg_console_create_session(session).await
+    }
+
+    async fn get_session(
+        &self,
+        id_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRow>> {
+        self.pg_console_get_session(id_sha256, now).await
+    }
+
+    async fn delete_session(&self, id_sha256: &str) -> StoreResult<()> {
+        self.pg_console_delete_session(id_sha256).await
+    }
+
+    async fn list_disclosures(&self, q: &DisclosureQuery) -> StoreResult<Vec<StoredDisclosure>> {
+        self.pg_console_list_disclosures(q).await
+    }
+
+    async fn count_deliveries(&self) -> StoreResult<Vec<DeliveryCount>> {
+        self.pg_console_count_deliveries().await
+    }
+
+    async fn last_delivered(&self) -> StoreResult<Vec<LastDelivered>> {
+        self.pg_console_last_delivered().await
+    }
+
+    async fn count_due(&self, now: DateTime<Utc>) -> StoreResult<i64> {
+        self.pg_console_count_due(now).await
+    }
+
+    async fn insert_disclosure(
+        &self,
+        new: &NewDisclosure,
+        deliveries: &[NewDelivery],
+        now: DateTime<Utc>,
+    ) -> StoreResult<IngestOutcome> {
+        let now_ms = ms(now);
+        let mut tx = self.begin().await?;
+        lock_disclosure(&mut tx, &new.disclosure_id).await?;
+
+        let known = sqlx::query(
+            "SELECT MAX(revision) AS max_revision,
+                    MAX(CASE WHEN withdrawn_at IS NOT NULL THEN 1 ELSE 0 END)::BIGINT AS withdrawn,
+                    MAX(CASE WHEN revision = $2 THEN content_hash END) AS same_hash
+             FROM disclosures WHERE disclosure_id = $1",
+        )
+        .bind(&new.disclosure_id)
+        .bind(new.revision)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| other(e, "reading stored revisions"))?;
+        let max_revision: Option<i64> = col(&known, "max_revision")?;
+        let withdrawn: Option<i64> = col(&known, "withdrawn")?;
+        let same_hash: Option<String> = col(&known, "same_hash")?;
+
+        if withdrawn == Some(1) {
+            return Err(StoreError::Conflict(format!(
+                "该公开件已撤回（{}），不再接收任何版本",
+                new.disclosure_id
+            )));
+        }
+        if same_hash.as_deref() == Some(new.content_hash.as_str()) {
+            let delivery_ids = sqlx::query_scalar(
+                "SELECT id FROM deliveries
+                 WHERE disclosure_id = $1 AND revision = $2 AND action = 'publish'
+                 ORDER BY id",
+            )
+            .bind(&new.disclosure_id)
+            .bind(new.revision)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading the deliveries of a stored revision"))?;
+            return Ok(IngestOutcome::Unchanged { delivery_ids });
+        }
+        if let Some(max) = max_revision {
+            if new.revision < max {
+                return Err(StoreError::Conflict(format!(
+                    "已有更高版本（第{max}版），不能再提交 {} 第{}版",
+                    new.disclosure_id, new.revision
+                )));
+            }
+        }
+        if same_hash.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "{} 第{}版已存在且内容不同：已存的版本不能修改，更正请提交更高版本",
+                new.disclosure_id, new.revision
+            )));
+        }
+
+        sqlx::query(
+            "INSERT INTO disclosures (disclosure_id, revision, title, category, publish_date,
+                 formed_date, content_hash, json, submitted_by, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&new.disclosure_id)
+        .bind(new.revision)
+        .bind(&new.title)
+        .bind(&new.category)
+        .bind(new.publish_date.map(date_text))
+        .bind(date_text(new.formed_date))
+        .bind(&new.content_hash)
+        .bind(&new.json)
+        .bind(&new.submitted_by)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "inserting the revision"))?;
+        // Queued for the search index (SQLite catches up by rowid instead).
+        sqlx::query("INSERT INTO search_pending (disclosure_id, revision) VALUES ($1, $2)")
+            .bind(&new.disclosure_id)
+            .bind(new.revision)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "queueing the revision for the search index"))?;
+
+        if max_revision.is_some() {
+            sqlx::query(
+                "UPDATE deliveries
+                 SET status = 'withdrawn', next_attempt_at = NULL, last_error = $3,
+                     updated_at = $4
+                 WHERE disclosure_id = $1 AND revision < $2 AND action = 'publish'
+                   AND status IN ('pending', 'retrying', 'dead')",
+            )
+            .bind(&new.disclosure_id)
+            .bind(new.revision)
+            .bind(format!("已被第{}版取代", new.revision))
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "superseding older revisions"))?;
+        }
+
+        let mut delivery_ids = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status,
+                     next_attempt_at, next_trigger, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'publish', 'pending', $5, 'scheduled', $5, $5)
+                 RETURNING id",
+            )
+            .bind(&new.disclosure_id)
+            .bind(new.revision)
+            .bind(&d.channel)
+            .bind(d.kind.as_str())
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| other(e, format!("creating the delivery to {}", d.channel)))?;
+            delivery_ids.push(id);
+        }
+        if !delivery_ids.is_empty() {
+            notify_work(&mut tx).await?;
+        }
+        commit(tx).await?;
+        Ok(IngestOutcome::Created { delivery_ids })
+    }
+
+    async fn get_disclosure(
+        &self,
+        disclosure_id: &str,
+        revision: Option<i64>,
+    ) -> StoreResult<StoredDisclosure> {
+        let row = match revision {
+            Some(rev) => sqlx::query(concat!(
+                "SELECT ",
+                disclosure_cols!(),
+                " FROM disclosures s WHERE s.disclosure_id = $1 AND s.revision = $2"
+            ))
+            .bind(disclosure_id)
+            .bind(rev),
+            None => sqlx::query(concat!(
+                "SELECT ",
+                disclosure_cols!(),
+                " FROM disclosures s WHERE s.disclosure_id = $1
+                  ORDER BY s.revision DESC LIMIT 1"
+            ))
+            .bind(disclosure_id),
+        }
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| other(e, "reading a disclosure"))?;
+        match row {
+            Some(row) => disclosure_from_row(&row),
+            None => Err(StoreError::NotFound(match revision {
+                Some(rev) => format!("没有公开件 {disclosure_id} 第{rev}版"),
+                None => format!("没有公开件 {disclosure_id}"),
+            })),
+        }
+    }
+
+    async fn withdraw_disclosure(
+        &self,
+        disclosure_id: &str,
+        by: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<WithdrawOutcome> {
+        let now_ms = ms(now);
+        let mut tx = self.begin().await?;
+        lock_disclosure(&mut tx, disclosure_id).await?;
+
+        let known = sqlx::query(
+            "SELECT MAX(revision) AS max_revision,
+                    MAX(CASE WHEN withdrawn_at IS NOT NULL THEN 1 ELSE 0 END)::BIGINT AS withdrawn
+             FROM disclosures WHERE disclosure_id = $1",
+        )
+        .bind(disclosure_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| other(e, "reading stored revisions"))?;
+        let Some(latest) = col::<Option<i64>>(&known, "max_revision")? else {
+            return Err(StoreError::NotFound(format!("没有公开件 {disclosure_id}")));
+        };
+        if col::<Option<i64>>(&known, "withdrawn")? == Some(1) {
+            let delivery_ids = sqlx::query_scalar(
+                "SELECT id FROM deliveries
+                 WHERE disclosure_id = $1 AND action = 'withdraw' ORDER BY id",
+            )
+            .bind(disclosure_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading withdraw deliveries"))?;
+            return Ok(WithdrawOutcome::AlreadyWithdrawn { delivery_ids });
+        }
+
+        sqlx::query(
+            "UPDATE disclosures SET withdrawn_at = $2, withdrawn_by = $3, withdraw_reason = $4
+             WHERE disclosure_id = $1",
+        )
+        .bind(disclosure_id)
+        .bind(now_ms)
+        .bind(by)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "marking the disclosure withdrawn"))?;
+
+        let mut delivery_ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status,
+                 next_attempt_at, next_trigger, created_at, updated_at)
+             SELECT $1, $2, channel, MAX(kind), 'withdraw', 'pending', $3, 'scheduled', $3, $3
+             FROM deliveries
+             WHERE disclosure_id = $1 AND action = 'publish'
+               AND (delivered_at IS NOT NULL OR attempts > 0)
+             GROUP BY channel
+             ORDER BY MIN(id)
+             RETURNING id",
+        )
+        .bind(disclosure_id)
+        .bind(latest)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| other(e, "creating withdraw deliveries"))?;
+        delivery_ids.sort_unstable();
+
+        let mut cancelled: Vec<i64> = sqlx::query_scalar(
+            "UPDATE deliveries
+             SET status = 'withdrawn', next_attempt_at = NULL, last_error = '该公开件已撤回',
+                 updated_at = $2
+             WHERE disclosure_id = $1 AND action = 'publish'
+               AND status IN ('pending', 'retrying', 'dead')
+             RETURNING id",
+        )
+        .bind(disclosure_id)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| other(e, "cancelling unsent publish deliveries"))?;
+        cancelled.sort_unstable();
+
+        if !delivery_ids.is_empty() {
+            notify_work(&mut tx).await?;
+        }
+        commit(tx).await?;
+        Ok(WithdrawOutcome::Withdrawn {
+            cancelled,
+            delivery_ids,
+        })
+    }
+
+    async fn claim_due(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<Claimed>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now_ms = ms(now);
+        let until_ms = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut tx = self.begin().await?;
+
+        let candidates = sqlx::query(CLAIM_CANDIDATES_SQL)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| other(e, "finding due deliveries"))?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let mut order = HashMap::with_capacity(candidates.len());
+        let mut disclosures = HashMap::with_capacity(candidates.len());
+        let mut claim_ids = Vec::with_capacity(candidates.len());
+        let mut tokens = Vec::with_capacity(candidates.len());
+        let mut lost = Vec::new();
+        for (position, row) in candidates.iter().enumerate() {
+            let id: i64 = col(row, "delivery_id")?;
+            if col::<String>(row, "delivery_status")? == DeliveryStatus::InFlight.as_str() {
+                lost.push(id);
+            }
+            order.insert(id, position);
+            disclosures.insert(id, disclosure_from_row(row)?);
+            claim_ids.push(id);
+            tokens.push(uuid::Uuid::new_v4().to_string());
+        }
+
+        if !lost.is_empty() {
+            // Written before the takeover, while the row still shows the abandoned claim.
+            sqlx::query(concat!(
+                "INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+                     started_at, finished_at, outcome, detail, duration_ms)
+                 SELECT id, attempts, COALESCE(claim_trigger, 'scheduled'), claim_requested_by,
+                     claimed_by, COALESCE(claimed_at, $1), $1, 'lost', ",
+                lost_detail_sql!(),
+                ", GREATEST($1 - COALESCE(claimed_at, $1), 0)
+                 FROM deliveries
+                 WHERE status = 'in_flight' AND id = ANY($2)
+                 ORDER BY id"
+            ))
+            .bind(now_ms)
+            .bind(&lost)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "writing down lost attempts"))?;
+        }
+
+        let claimed_rows = sqlx::query(concat!(
+            "UPDATE deliveries SET
+                 status = 'in_flight',
+                 attempts = attempts + 1,
+                 claim_token = c.token,
+                 claimed_by = $3,
+                 claimed_at = $4,
+                 claimed_until = $5,
+                 next_attempt_at = $5,
+                 claim_trigger = next_trigger,
+                 claim_requested_by = requested_by,
+                 next_trigger = 'scheduled',
+                 requested_by = NULL,
+                 last_error = CASE WHEN status = 'in_flight' THEN ",
+            lost_detail_sql!(),
+            " ELSE last_error END,
+                 updated_at = $4
+             FROM unnest($1::BIGINT[], $2::TEXT[]) AS c(claim_id, token)
+             WHERE deliveries.id = c.claim_id
+             RETURNING ",
+            "deliveries.id, deliveries.disclosure_id, deliveries.revision, deliveries.channel, \
+             deliveries.kind, deliveries.action, deliveries.status, deliveries.attempts, \
+             deliveries.attempts_base, deliveries.next_attempt_at, deliveries.next_trigger, \
+             deliveries.requested_by, deliveries.claimed_by, deliveries.claimed_until, \
+             deliveries.remote_id, deliveries.url, deliveries.last_error, deliveries.payload, \
+             deliveries.payload_sha256, deliveries.created_at, deliveries.updated_at, \
+             deliveries.delivered_at, deliveries.progress, deliveries.displayed_until",
+            ", deliveries.claim_token, deliveries.claim_trigger, deliveries.claim_requested_by"
+        ))
+        .bind(&claim_ids)
+        .bind(&tokens)
+        .bind(instance)
+        .bind(now_ms)
+        .bind(until_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| other(e, "claiming due deliveries"))?;
+        commit(tx).await?;
+
+        let started_at = from_ms(now_ms, "now")?;
+        let mut out = Vec::with_capacity(claimed_rows.len());
+        for row in &claimed_rows {
+            let delivery = delivery_from_row(row)?;
+            let disclosure = disclosures.remove(&delivery.id).ok_or_else(|| {
+                StoreError::Other(anyhow!(
+                    "claimed delivery {} was not a candidate",
+                    delivery.id
+                ))
+            })?;
+            out.push(Claimed {
+                attempt_number: delivery.attempts,
+                trigger: enum_col(row, "claim_trigger")?,
+                requested_by: col(row, "claim_requested_by")?,
+                claim_token: col(row, "claim_token")?,
+                started_at,
+                disclosure,
+                delivery,
+            });
+        }
+        out.sort_by_key(|c| order.get(&c.delivery.id).copied().unwrap_or(usize::MAX));
+        Ok(out)
+    }
+
+    async fn store_payload(
+        &self,
+        delivery_id: i64,
+        claim_token: &str,
+        payload: &[u8],
+        payload_sha256: &str,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET payload = $3, payload_sha256 = $4
+             WHERE id = $1 AND claim_token = $2 AND status = 'in_flight' AND payload IS NULL",
+        )
+        .bind(delivery_id)
+        .bind(claim_token)
+        .bind(payload)
+        .bind(payload_sha256)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "storing the payload"))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let row = sqlx::query(
+            "SELECT claim_token, payload IS NOT NULL AS has_payload FROM deliveries WHERE id = $1",
+        )
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| other(e, "reading the delivery"))?;
+        let Some(row) = row else {
+            return Err(not_found_delivery(delivery_id));
+        };
+        if col::<Option<String>>(&row, "claim_token")?.as_deref() != Some(claim_token) {
+            return Err(StoreError::Conflict(format!(
+                "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管）"
+            )));
+        }
+        Err(StoreError::Conflict(format!(
+            "投递 {delivery_id} 的发送内容已固定，不能更改"
+        )))
+    }
+
+    async fn complete_attempt(&self, completion: &Completion) -> StoreResult<()> {
+        if let NextState::Delivered { remote_id, url } = &completion.next {
+            // The common case in one statement (one round trip, no BEGIN/COMMIT): the state
+            // change under the claim and the attempt row commit together.
+            return complete_delivered(&self.pool, completion, remote_id, url).await;
+        }
+        let mut tx = self.begin().await?;
+        complete_in(&mut tx, completion).await?;
+        commit(tx).await
+    }
+
+    async fn release_claim(&self, delivery_id: i64, claim_token: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(concat!(
+            "UPDATE deliveries SET
+                 status = CASE WHEN claim_trigger = 'manual' OR attempts <= 1
+                          THEN 'pending' ELSE 'retrying' END,
+                 attempts = GREATEST(attempts - 1, 0),
+                 next_attempt_at = COALESCE(claimed_at, updated_at),
+                 next_trigger = COALESCE(claim_trigger, 'scheduled'),
+                 requested_by = claim_requested_by, ",
+            clear_claim!(),
+            " WHERE id = $1 AND claim_token = $2 AND status = 'in_flight'"
+        ))
+        .bind(delivery_id)
+        .bind(claim_token)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "releasing the claim"))?;
+        if done.rows_affected() == 1 {
+            notify_work(&mut tx).await?;
+            return commit(tx).await;
+        }
+        drop(tx);
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM deliveries WHERE id = $1")
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| other(e, "reading the delivery"))?;
+        match exists {
+            None => Err(not_found_delivery(delivery_id)),
+            Some(_) => Err(StoreError::Conflict(format!(
+                "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管）"
+            ))),
+        }
+    }
+
+    async fn list_deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(concat!(
+            "SELECT ",
+            delivery_cols!(),
+            " FROM deliveries WHERE 1 = 1"
+        ));
+        if !filter.statuses.is_empty() {
+            q.push(" AND status IN (");
+            let mut list = q.separated(", ");
+            for st in &filter.statuses {
+                list.push_bind(st.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(channel) = &filter.channel {
+            q.push(" AND channel = ").push_bind(channel);
+        }
+        if let Some(id) = &filter.disclosure_id {
+            q.push(" AND disclosure_id = ").push_bind(id);
+        }
+        q.push(" ORDER BY id");
+        if let Some(limit) = filter.limit {
+            q.push(" LIMIT ").push_bind(limit.max(0));
+        }
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| other(e, "listing deliveries"))?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn get_delivery(&self, id: i64) -> StoreResult<DeliveryRow> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_cols!(),
+            " FROM deliveries WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| other(e, "reading a delivery"))?;
+        match row {
+            Some(row) => delivery_from_row(&row),
+            None => Err(not_found_delivery(id)),
+        }
+    }
+
+    async fn list_attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRow>> {
+        let rows = sqlx::query(
+            "SELECT id, delivery_id, number, trigger, requested_by, instance, started_at,
+                 finished_at, outcome, http_status, remote_code, detail, remote_id, duration_ms
+             FROM attempts WHERE delivery_id = $1 ORDER BY id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "listing attempts"))?;
+        if rows.is_empty() {
+            self.get_delivery(delivery_id).await?;
+        }
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    async fn retry_now(
+        &self,
+        ids: &[i64],
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<RetryResult>> {
+        let now_ms = ms(now);
+        let mut tx = self.begin().await?;
+        let mut results = Vec::with_capacity(ids.len());
+        let mut any = false;
+        for &id in ids {
+            let scheduled: Option<i64> = sqlx::query_scalar(
+                "UPDATE deliveries
+                 SET status = 'pending', next_attempt_at = $2, next_trigger = 'manual',
+                     requested_by = $3, attempts_base = attempts, updated_at = $2
+                 WHERE id = $1 AND status IN ('dead', 'retrying', 'pending')
+                 RETURNING id",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .bind(by)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| other(e, "scheduling an operator retry"))?;
+            if scheduled.is_some() {
+                any = true;
+                results.push(RetryResult::Scheduled { id });
+                continue;
+            }
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| other(e, "reading a delivery"))?;
+            let reason = match status.as_deref().map(DeliveryStatus::from_str) {
+                None => "没有这个投递",
+                Some(Ok(DeliveryStatus::Delivered)) => "已送达，无需重试",
+                Some(Ok(DeliveryStatus::Withdrawn)) => "已撤回",
+                Some(Ok(DeliveryStatus::InFlight)) => "正在投递中",
+                Some(Ok(st)) => {
+                    return Err(StoreError::Other(anyhow!(
+                        "delivery {id} in status {st} was not retried"
+                    )))
+                }
+                Some(Err(e)) => return Err(StoreError::Other(anyhow!("delivery {id}: {e}"))),
+            };
+            results.push(RetryResult::Refused {
+                id,
+                reason: reason.to_string(),
+            });
+        }
+        if any {
+            notify_work(&mut tx).await?;
+        }
+        commit(tx).await?;
+        Ok(results)
+    }
+
+    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>> {
+        // As in sqlite.rs, with `json::jsonb ->> 'field'` for json_extract.
+        let rows = sqlx::query(
+            "WITH rev AS (
+                 SELECT disclosure_id, revision, MIN(delivered_at) AS rev_at
+                 FROM deliveries
+                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 GROUP BY disclosure_id, revision),
+             item AS (
+                 SELECT disclosure_id, MIN(rev_at) AS first_at FROM rev GROUP BY disclosure_id),
+             attrs AS (
+                 SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date,
+                     s.formed_date,
+                     (s.json::jsonb ->> 'art20_item') AS art20_item,
+                     (s.json::jsonb ->> 'doc_kind') AS doc_kind,
+                     (s.json::jsonb ->> 'validity') AS validity,
+                     (s.json::jsonb ->> 'replaces') AS replaces,
+                     (s.json::jsonb ->> 'valid_to') AS valid_to
+                 FROM disclosures s
+                 WHERE s.disclosure_id IN (SELECT disclosure_id FROM item))
+             SELECT a.*,
+                 to_char(to_timestamp(i.first_at / 1000 + 28800) AT TIME ZONE 'UTC',
+                         'YYYY-MM-DD') AS item_first_on,
+                 to_char(to_timestamp(r.rev_at / 1000 + 28800) AT TIME ZONE 'UTC',
+                         'YYYY-MM-DD') AS delivered_on
+             FROM attrs a
+             JOIN item i ON i.disclosure_id = a.disclosure_id
+             LEFT JOIN rev r ON r.disclosure_id = a.disclosure_id AND r.revision = a.revision
+             WHERE a.doc_kind IN ('规章', '行政规范性文件')
+                OR a.art20_item IN ('一', '五', '六', '八')
+                OR a.validity IN ('废止', '失效')
+                OR a.replaces IS NOT NULL
+             ORDER BY a.disclosure_id, a.revision",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "listing revisions for the report"))?;
+        rows.iter()
+            .map(|row| {
+                let formed: String = col(row, "formed_date")?;
+                let first: String = col(row, "item_first_on")?;
+                let delivered: Option<String> = col(row, "delivered_on")?;
+                let valid_to: Option<String> = col(row, "valid_to")?;
+                Ok(ReportRevision {
+                    disclosure_id: col(row, "disclosure_id")?,
+                    revision: col(row, "revision")?,
+                    title: col(row, "title")?,
+                    category: col(row, "category")?,
+                    publish_date: opt_date(row, "publish_date")?,
+                    formed_date: parse_date(&formed, "formed_date")?,
+                    item_first_delivered_on: parse_date(&first, "item_first_on")?,
+                    delivered_on: delivered
+                        .map(|d| parse_date(&d, "delivered_on"))
+                        .transpose()?,
+                    art20_item: col(row, "art20_item")?,
+                    doc_kind: col(row, "doc_kind")?,
+                    validity: col(row, "validity")?,
+                    replaces: col(row, "replaces")?,
+                    valid_to: valid_to.map(|d| parse_date(&d, "valid_to")).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_published(&self) -> StoreResult<Vec<PublishedRow>> {
+        let rows = sqlx::query(
+            "SELECT d.disclosure_id, d.channel, MAX(d.kind) AS kind,
+                 MIN(d.delivered_at) AS first_delivered_at,
+                 (SELECT s.category FROM disclosures s WHERE s.disclosure_id = d.disclosure_id
+                  ORDER BY s.revision DESC LIMIT 1) AS category,
+                 (SELECT s.publish_date FROM disclosures s
+                  WHERE s.disclosure_id = d.disclosure_id AND s.publish_date IS NOT NULL
+                  ORDER BY s.revision LIMIT 1) AS publish_date
+             FROM deliveries d
+             WHERE d.action = 'publish' AND d.delivered_at IS NOT NULL
+             GROUP BY d.disclosure_id, d.channel
+             ORDER BY d.disclosure_id, d.channel",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "listing published deliveries"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(PublishedRow {
+                    disclosure_id: col(row, "disclosure_id")?,
+                    category: col(row, "category")?,
+                    channel: col(row, "channel")?,
+                    kind: enum_col(row, "kind")?,
+                    publish_date: opt_date(row, "publish_date")?,
+                    first_delivered_at: ts(row, "first_delivered_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>> {
+        // As in sqlite.rs (lpad for printf('%010d'); China time is UTC+8 without DST).
+        let rows = sqlx::query(
+            "WITH per AS (
+                 SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
+                 FROM deliveries
+                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 GROUP BY disclosure_id, channel),
+             item AS (
+                 SELECT disclosure_id,
+                     substr(MAX(lpad(revision::TEXT, 10, '0') || category), 11) AS category,
+                     substr(MIN(lpad(revision::TEXT, 10, '0') || formed_date), 11) AS formed_date,
+                     substr(MIN(CASE WHEN publish_date IS NOT NULL
+                                THEN lpad(revision::TEXT, 10, '0') || publish_date END), 11)
+                         AS publish_date
+                 FROM disclosures
+                 GROUP BY disclosure_id),
+             joined AS (
+                 SELECT p.channel, p.kind, i.category, i.formed_date, i.publish_date, p.first_at,
+                     MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
+                     ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
+                 FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
+             SELECT channel, MAX(kind) AS kind, category,
+                 COALESCE(substr(publish_date, 1, 4)::BIGINT,
+                          EXTRACT(YEAR FROM to_timestamp(item_first_at / 1000 + 28800)
+                                  AT TIME ZONE 'UTC')::BIGINT)
+                     AS count_year,
+                 formed_date,
+                 to_char(to_timestamp(first_at / 1000 + 28800) AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                     AS delivered_on,
+                 rn = 1 AS is_primary,
+                 COUNT(*) AS items
+             FROM joined
+             GROUP BY channel, category, count_year, formed_date, delivered_on, is_primary
+             ORDER BY channel, category, count_year, formed_date, delivered_on, is_primary",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "grouping published deliveries"))?;
+        rows.iter()
+            .map(|row| {
+                let formed: String = col(row, "formed_date")?;
+                let delivered: String = col(row, "delivered_on")?;
+                Ok(PublishedGroup {
+                    channel: col(row, "channel")?,
+                    kind: enum_col(row, "kind")?,
+                    category: col(row, "category")?,
+                    count_year: col::<i64>(row, "count_year")? as i32,
+                    formed_date: parse_date(&formed, "formed_date")?,
+                    delivered_on: parse_date(&delivered, "delivered_on")?,
+                    primary: col::<bool>(row, "is_primary")?,
+                    items: col::<i64>(row, "items")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_displayed_until(
+        &self,
+        channel: &str,
+        disclosure_id: &str,
+        revision: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE deliveries SET displayed_until = $4
+             WHERE channel = $1 AND disclosure_id = $2 AND revision = $3
+               AND action = 'publish' AND delivered_at IS NOT NULL
+               AND displayed_until IS NULL",
+        )
+        .bind(channel)
+        .bind(disclosure_id)
+        .bind(revision)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "recording when a displayed item came down"))?;
+        Ok(())
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let next: Option<i64> = sqlx::query_scalar(NEXT_DUE_SQL)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| other(e, "finding the next due time"))?;
+        next.map(|v| from_ms(v, "next_attempt_at")).transpose()
+    }
+
+    async fn save_progress(
+        &self,
+        delivery_id: i64,
+        claim_token: &str,
+        progress: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET progress = $3
+             WHERE id = $1 AND claim_token = $2 AND status = 'in_flight'",
+        )
+        .bind(delivery_id)
+        .bind(claim_token)
+        .bind(progress.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "saving the delivery's progress"))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        self.get_delivery(delivery_id).await?;
+        Err(StoreError::Conflict(format!(
+            "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管），进度未保存"
+        )))
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        {
+            let mut guard = match self.listener.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if guard.is_none() {
+                *guard = Some(tokio::spawn(listen_for_work(
+                    self.pool.clone(),
+                    Arc::clone(&self.work),
+                )));
+            }
+        }
+        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+    }
+
+    // ---- WeChat official-account state ----
+
+    async fn wechat_token(&self, appid: &str) -> StoreResult<Option<WechatToken>> {
+        let row = sqlx::query(
+            "SELECT access_token, expires_at, refreshing_by, refreshing_until, grants
+             FROM wechat_tokens WHERE appid = $1",
+        )
+        .bind(appid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| other(e, "reading the WeChat token"))?;
+        row.map(|r| {
+            Ok(WechatToken {
+                access_token: col(&r, "access_token")?,
+                expires_at: opt_ts(&r, "expires_at")?,
+                refreshing_by: col(&r, "refreshing_by")?,
+                refreshing_until: opt_ts(&r, "refreshing_until")?,
+                grants: col(&r, "grants")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn lock_wechat_token_refresh(
+        &self,
+        appid: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        let now_ms = ms(now);
+        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        // ON CONFLICT takes the row lock: two instances asking at once are serialised and
+        // the second sees the first one's lease.
+        let done = sqlx::query(
+            "INSERT INTO wechat_tokens (appid, refreshing_by, refreshing_until, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (appid) DO UPDATE SET refreshing_by = $2, refreshing_until = $3,
+                 updated_at = $4
+             WHERE wechat_tokens.refreshing_until IS NULL
+                OR wechat_tokens.refreshing_until <= $4
+                OR wechat_tokens.refreshing_by = $2",
+        )
+        .bind(appid)
+        .bind(holder)
+        .bind(until)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "locking the WeChat token refresh"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_wechat_token(
+        &self,
+        appid: &str,
+        holder: &str,
+        access_token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO wechat_tokens (appid, access_token, expires_at, grants, updated_at)
+             VALUES ($1, $2, $3, 1, $4)
+             ON CONFLICT (appid) DO UPDATE SET access_token = $2, expires_at = $3,
+                 grants = wechat_tokens.grants + 1, updated_at = $4,
+                 refreshing_by = CASE WHEN wechat_tokens.refreshing_by = $5 THEN NULL
+                                 ELSE wechat_tokens.refreshing_by END,
+                 refreshing_until = CASE WHEN wechat_tokens.refreshing_by = $5 THEN NULL
+                                    ELSE wechat_tokens.refreshing_until END",
+        )
+        .bind(appid)
+        .bind(access_token)
+        .bind(ms(expires_at))
+        .bind(ms(now))
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "storing the WeChat token"))?;
+        Ok(())
+    }
+
+    async fn unlock_wechat_token_refresh(&self, appid: &str, holder: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE wechat_tokens SET refreshing_by = NULL, refreshing_until = NULL
+             WHERE appid = $1 AND refreshing_by = $2",
+        )
+        .bind(appid)
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "unlocking the WeChat token refresh"))?;
+        Ok(())
+    }
+
+    async fn wechat_media(
+        &self,
+        appid: &str,
+        kind: &str,
+        content_sha256: &str,
+    ) -> StoreResult<Option<WechatMedia>> {
+        let row = sqlx::query(
+            "SELECT media_id, url FROM wechat_media
+             WHERE appid = $1 AND kind = $2 AND content_sha256 = $3",
+        )
+        .bind(appid)
+        .bind(kind)
+        .bind(content_sha256)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| other(e, "reading WeChat media"))?;
+        row.map(|r| {
+            Ok(WechatMedia {
+                appid: appid.to_string(),
+                kind: kind.to_string(),
+                content_sha256: content_sha256.to_string(),
+                media_id: col(&r, "media_id")?,
+                url: col(&r, "url")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_wechat_media(&self, media: &WechatMedia, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO wechat_media (appid, kind, content_sha256, media_id, url, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (appid, kind, content_sha256) DO UPDATE SET media_id = $4, url = $5",
+        )
+        .bind(&media.appid)
+        .bind(&media.kind)
+        .bind(&media.content_sha256)
+        .bind(&media.media_id)
+        .bind(&media.url)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "storing WeChat media"))?;
+        Ok(())
+    }
+
+    async fn record_wechat_publish_event(
+        &self,
+        event: &WechatPublishEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let now_ms = ms(now);
+        let mut tx = self.begin().await?;
+        let fail_idx = serde_json::to_string(&event.fail_idx).map_err(|e| other(e, "fail_idx"))?;
+        let inserted = sqlx::query(
+            "INSERT INTO wechat_publish_events (appid, publish_id, publish_status, article_id,
+                 article_url, fail_idx, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (appid, publish_id) DO NOTHING",
+        )
+        .bind(&event.appid)
+        .bind(&event.publish_id)
+        .bind(event.publish_status)
+        .bind(&event.article_id)
+        .bind(&event.article_url)
+        .bind(fail_idx)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "recording the PUBLISHJOBFINISH event"))?
+        .rows_affected()
+            == 1;
+        if inserted {
+            // (SQLite: json_extract(progress, '$.publish_id').)
+            let woken = sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $2
+                 WHERE status = 'retrying' AND kind = 'wechat'
+                   AND (progress::jsonb ->> 'publish_id') = $1
+                   AND next_attempt_at > $2",
+            )
+            .bind(&event.publish_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "waking the delivery of a publish job"))?;
+            if woken.rows_affected() > 0 {
+                notify_work(&mut tx).await?;
+            }
+        } else {
+            sqlx::query(
+                "UPDATE wechat_publish_events SET times_received = times_received + 1
+                 WHERE appid = $1 AND publish_id = $2",
+            )
+            .bind(&event.appid)
+            .bind(&event.publish_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "counting a repeated PUBLISHJOBFINISH event"))?;
+        }
+        commit(tx).await?;
+        Ok(inserted)
+    }
+
+    async fn wechat_publish_event(
+        &self,
+        appid: &str,
+        publish_id: &str,
+    ) -> StoreResult<Option<WechatPublishEvent>> {
+        let row = sqlx::query(
+            "SELECT publish_status, article_id, article_url, fail_idx, times_received
+             FROM wechat_publish_events WHERE appid = $1 AND publish_id = $2",
+        )
+        .bind(appid)
+        .bind(publish_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| other(e, "reading a PUBLISHJOBFINISH event"))?;
+        row.map(|r| {
+            let fail_idx: Option<String> = col(&r, "fail_idx")?;
+            Ok(WechatPublishEvent {
+                appid: appid.to_string(),
+                publish_id: publish_id.to_string(),
+                publish_status: col(&r, "publish_status")?,
+                article_id: col(&r, "article_id")?,
+                article_url: col(&r, "article_url")?,
+                fail_idx: fail_idx
+                    .and_then(|f| serde_json::from_str(&f).ok())
+                    .unwrap_or_default(),
+                times_received: col(&r, "times_received")?,
+            })
+        })
+        .transpose()
+    }
+
+    // ---- WeChat callback (issue 4) ----
+
+    async fn claim_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<MessageClaim> {
+        // As in sqlite.rs: a concurrent claim of the same key waits for this transaction
+        // (the primary key) and then finds the row.
+        let now_ms = ms(now);
+        let stale_ms = now_ms - i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO wechat_messages (appid, dedupe_key, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (appid, dedupe_key) DO NOTHING",
+        )
+        .bind(appid)
+        .bind(key)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "claiming a WeChat message"))?
+        .rows_affected()
+            == 1;
+        let claim = if inserted {
+            MessageClaim::New
+        } else {
+            let row = sqlx::query(
+                "UPDATE wechat_messages SET times_received = times_received + 1,
+                     received_at = CASE WHEN reply IS NULL AND received_at < $3 THEN $4
+                                        ELSE received_at END
+                 WHERE appid = $1 AND dedupe_key = $2
+                 RETURNING reply, received_at",
+            )
+            .bind(appid)
+            .bind(key)
+            .bind(stale_ms)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading a WeChat message claim"))?;
+            let reply: Option<String> = col(&row, "reply")?;
+            let received: i64 = col(&row, "received_at")?;
+            match reply {
+                Some(r) => MessageClaim::Answered(r),
+                None if received == now_ms => MessageClaim::New,
+                None => MessageClaim::InProgress,
+            }
+        };
+        commit(tx).await?;
+        Ok(claim)
+    }
+
+    async fn answer_wechat_message(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE wechat_messages SET reply = $3, answered_at = $4
+             WHERE appid = $1 AND dedupe_key = $2",
+        )
+        .bind(appid)
+        .bind(key)
+        .bind(reply)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| other(e, "storing a WeChat reply"))?;
+        Ok(())
+    }
+
+    async fn refresh_search_index(&self) -> StoreResult<usize> {
+        use crate::wechat_callback::search::{doc_text, tokens, tsvector};
+        const BATCH: i64 = 1000;
+        let mut added = 0;
+        loop {
+            // The queue filled by ingest (migration 0004). Rows another instance is
+            // indexing are waited for, then skipped (gone from the queue), so when this
+            // returns everything stored before the call is in the index.
+            let mut tx = self.begin().await?;
+            let rows = sqlx::query(
+                "SELECT p.disclosure_id, p.revision, s.title, s.json
+                 FROM search_pending p
+                 JOIN disclosures s ON s.disclosure_id = p.disclosure_id
+                     AND s.revision = p.revision
+                 ORDER BY p.disclosure_id, p.revision
+                 LIMIT $1
+                 FOR UPDATE OF p",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading disclosures to index"))?;
+            if rows.is_empty() {
+                commit(tx).await?;
+                return Ok(added);
+            }
+            let n = rows.len();
+            let mut ids = Vec::with_capacity(n);
+            let mut revisions = Vec::with_capacity(n);
+            for r in &rows {
+                let id: String = col(r, "disclosure_id")?;
+                let revision: i64 = col(r, "revision")?;
+                let title: String = col(r, "title")?;
+                let json: String = col(r, "json")?;
+                let (head, body) = doc_text(&title, &json);
+                let (head, body) = (tokens(&head), tokens(&body));
+                let inserted = sqlx::query(
+                    "INSERT INTO search_docs (disclosure_id, revision, title, body, doc)
+                     VALUES ($1, $2, $3, $4, $5::tsvector)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&id)
+                .bind(revision)
+                .bind(head.join(" "))
+                .bind(body.join(" "))
+                .bind(tsvector(&head, &body))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| other(e, "indexing a disclosure"))?;
+                added += inserted.rows_affected() as usize;
+                ids.push(id);
+                revisions.push(revision);
+            }
+            sqlx::query(
+                "DELETE FROM search_pending
+                 WHERE (disclosure_id, revision) IN
+                     (SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[]))",
+            )
+            .bind(&ids)
+            .bind(&revisions)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "dequeueing indexed disclosures"))?;
+            commit(tx).await?;
+            if (n as i64) < BATCH {
+                return Ok(added);
+            }
+        }
+    }
+
+    async fn search_published(
+        &self,
+        tokens: &[String],
+        mode: SearchMatch,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        // ts_rank with title (A) : body (D) = 4 : 1, as SQLite's bm25(search_fts, 4.0, 1.0);
+        // rounded so that near-equal relevance falls back to recency, as SQLite's ROUND.
+        let rows = sqlx::query(concat!(
+            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
+                    d.delivered_at,
+                    ts_rank('{0.25, 0.25, 0.25, 1.0}', sd.doc, query.q) AS score
+             FROM (SELECT $1::tsquery AS q) query
+             JOIN search_docs sd ON sd.doc @@ query.q
+             JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
+             JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
+             WHERE ",
+            published_filter!(),
+            " ORDER BY round(ts_rank('{0.25, 0.25, 0.25, 1.0}', sd.doc, query.q)::NUMERIC, 2) DESC,
+                 s.publish_date DESC NULLS LAST, d.delivered_at DESC LIMIT $2"
+        ))
+        .bind(crate::wechat_callback::search::tsquery(tokens, mode))
+        .bind((limit * 3) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "searching published disclosures"))?;
+        published_items(&rows, limit)
+    }
+
+    async fn latest_published(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<PublishedItem>> {
+        // NULLS LAST: SQLite sorts NULL lowest, so last when descending.
+        let rows = sqlx::query(concat!(
+            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
+                    d.delivered_at
+             FROM deliveries d
+             JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+             WHERE ($1::TEXT IS NULL OR s.category = $1) AND ",
+            published_filter!(),
+            " ORDER BY s.publish_date DESC NULLS LAST, d.delivered_at DESC LIMIT $2"
+        ))
+        .bind(category)
+        .bind((limit * 3) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| other(e, "listing the latest published disclosures"))?;
+        published_items(&rows, limit)
+    }
+}
+
+/// The latest delivered publish of a disclosure on a gov_site channel, not withdrawn
+/// (`d` = deliveries, `s` = disclosures), as in sqlite.rs.
+macro_rules! published_filter {
+    () => {
+        "s.withdrawn_at IS NULL
+           AND d.kind = 'gov_site' AND d.action = 'publish' AND d.status = 'delivered'
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries n
+               WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+                 AND n.action = 'publish' AND n.status = 'delivered' AND n.revision > d.revision)"
+    };
+}
+use published_filter;
+
+/// Rows of `search_published`/`latest_published`, one per disclosure, in order.
+fn published_items(rows: &[PgRow], limit: usize) -> StoreResult<Vec<PublishedItem>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let id: String = col(r, "disclosure_id")?;
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        out.push(PublishedItem {
+            disclosure_id: id,
+            revision: col(r, "revision")?,
+            title: col(r, "title")?,
+            category: col(r, "category")?,
+            publish_date: opt_date(r, "publish_date")?,
+            url: col(r, "url")?,
+            delivered_at: opt_ts(r, "delivered_at")?,
+        });
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `complete_attempt` for `Delivered`: a data-modifying CTE, so the update (only under
+/// the current claim) and the appended attempt are one atomic statement.
+async fn complete_delivered(
+    pool: &PgPool,
+    completion: &Completion,
+    remote_id: &Option<String>,
+    url: &Option<String>,
+) -> StoreResult<()> {
+    let a = &completion.attempt;
+    let finished_ms = ms(a.finished_at);
+    let done = sqlx::query(concat!(
+        "WITH delivered AS (
+             UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
+                 last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
+                 next_attempt_at = NULL, updated_at = $5, ",
+        clear_claim!(),
+        " WHERE id = $1 AND claim_token = $2
+             RETURNING id)
+         INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+             started_at, finished_at, outcome, http_status, remote_code, detail, remote_id,
+             duration_ms)
+         VALUES ($1, $6, $7, $8, $9, $10, $5, $11, $12, $13, $14, $15, $16)"
+    ))
+    .bind(completion.delivery_id)
+    .bind(&completion.claim_token)
+    .bind(remote_id)
+    .bind(url)
+    .bind(finished_ms)
+    .bind(a.number)
+    .bind(a.trigger.as_str())
+    .bind(&a.requested_by)
+    .bind(&a.instance)
+    .bind(ms(a.started_at))
+    .bind(a.outcome.as_str())
+    .bind(a.http_status)
+    .bind(&a.remote_code)
+    .bind(a.detail.as_deref().map(truncate))
+    .bind(&a.remote_id)
+    .bind((finished_ms - ms(a.started_at)).max(0))
+    .execute(pool)
+    .await;
+    match done {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
+            Err(not_found_delivery(completion.delivery_id))
+        }
+        Err(e) => Err(other(e, "recording the delivered attempt")),
+    }
+}
+
+/// `complete_attempt` in its transaction (see `sqlite.rs`).
+async fn complete_in(
+    tx: &mut Transaction<'static, Postgres>,
+    completion: &Completion,
+) -> StoreResult<()> {
+    let a = &completion.attempt;
+    let finished_ms = ms(a.finished_at);
+
+    let failed = match &completion.next {
+        NextState::Delivered { remote_id, url } => {
+            sqlx::query(concat!(
+                "UPDATE deliveries SET status = 'delivered', remote_id = $3, url = $4,
+                         last_error = NULL, delivered_at = COALESCE(delivered_at, $5),
+                         next_attempt_at = NULL, updated_at = $5, ",
+                clear_claim!(),
+                " WHERE id = $1 AND claim_token = $2"
+            ))
+            .bind(completion.delivery_id)
+            .bind(&completion.claim_token)
+            .bind(remote_id)
+            .bind(url)
+            .bind(finished_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| other(e, "marking the delivery delivered"))?;
+            None
+        }
+        NextState::Retry { at, error } => Some((DeliveryStatus::Retrying, Some(ms(*at)), error)),
+        NextState::Dead { error } => Some((DeliveryStatus::Dead, None, error)),
+        NextState::Awaiting { at, note } => Some((DeliveryStatus::Retrying, Some(ms(*at)), note)),
+    };
+    let awaiting = matches!(completion.next, NextState::Awaiting { .. });
+    if let Some((status, next_at, error)) = failed {
+        // Whether a newer sibling replaced it is decided under the disclosure's lock, so
+        // an ingest or a withdrawal of the same disclosure cannot slip in between.
+        let disclosure_id: Option<String> =
+            sqlx::query_scalar("SELECT disclosure_id FROM deliveries WHERE id = $1")
+                .bind(completion.delivery_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| other(e, "reading the claimed delivery"))?;
+        if let Some(disclosure_id) = &disclosure_id {
+            lock_disclosure(tx, disclosure_id).await?;
+        }
+        let current = sqlx::query(
+            "SELECT d.action,
+                     (SELECT CASE n.action WHEN 'withdraw' THEN '该公开件已撤回'
+                             ELSE '已被第' || n.revision || '版取代' END
+                      FROM deliveries n
+                      WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+                        AND n.id > d.id
+                      ORDER BY n.id DESC LIMIT 1) AS superseded
+                 FROM deliveries d WHERE d.id = $1 AND d.claim_token = $2
+                 FOR UPDATE OF d",
+        )
+        .bind(completion.delivery_id)
+        .bind(&completion.claim_token)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| other(e, "reading the claimed delivery"))?;
+        if let Some(current) = current {
+            let action: Action = enum_col(&current, "action")?;
+            let superseded: Option<String> = col(&current, "superseded")?;
+            let (status, next_at, error) = match superseded {
+                Some(note) if action == Action::Publish => (DeliveryStatus::Withdrawn, None, note),
+                _ => (status, next_at, truncate(error)),
+            };
+            sqlx::query(concat!(
+                "UPDATE deliveries SET status = $2, next_attempt_at = $3,
+                         last_error = $4, updated_at = $5,
+                 attempts_base = CASE WHEN $6 AND $2 = 'retrying'
+                     THEN attempts_base + 1 ELSE attempts_base END, ",
+                clear_claim!(),
+                " WHERE id = $1 AND claim_token = $7"
+            ))
+            .bind(completion.delivery_id)
+            .bind(status.as_str())
+            .bind(next_at)
+            .bind(error)
+            .bind(finished_ms)
+            .bind(awaiting)
+            .bind(&completion.claim_token)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| other(e, "moving the delivery to its next state"))?;
+        }
+    }
+
+    let inserted = sqlx::query(
+        "INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+                 started_at, finished_at, outcome, http_status, remote_code, detail, remote_id,
+                 duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(completion.delivery_id)
+    .bind(a.number)
+    .bind(a.trigger.as_str())
+    .bind(&a.requested_by)
+    .bind(&a.instance)
+    .bind(ms(a.started_at))
+    .bind(finished_ms)
+    .bind(a.outcome.as_str())
+    .bind(a.http_status)
+    .bind(&a.remote_code)
+    .bind(a.detail.as_deref().map(truncate))
+    .bind(&a.remote_id)
+    .bind((finished_ms - ms(a.started_at)).max(0))
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
+            return Err(not_found_delivery(completion.delivery_id));
+        }
+        Err(e) => return Err(other(e, "appending the attempt")),
+    }
+    Ok(())
+}
+
+async fn commit(tx: Transaction<'static, Postgres>) -> StoreResult<()> {
+    tx.commit()
+        .await
+        .map_err(|e| other(e, "committing a transaction"))
+}
+
+pub(super) fn other<E>(e: E, context: impl Display) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Other(anyhow::Error::new(e).context(context.to_string()))
+}
+
+fn not_found_delivery(id: i64) -> StoreError {
+    StoreError::NotFound(format!("没有这个投递（编号 {id}）"))
+}
+
+fn truncate(s: &str) -> String {
+    match s.char_indices().nth(DETAIL_MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn from_ms(v: i64, name: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v)
+        .ok_or_else(|| StoreError::Other(anyhow!("column {name}: timestamp {v} is out of range")))
+}
+
+fn date_text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn parse_date(s: &str, name: &str) -> StoreResult<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| other(e, format!("column {name}: {s:?} is not a YYYY-MM-DD date")))
+}
+
+pub(super) fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get(name)
+        .map_err(|e| other(e, format!("reading column {name}")))
+}
+
+pub(super) fn ts(row: &PgRow, name: &str) -> StoreResult<DateTime<Utc>> {
+    from_ms(col(row, name)?, name)
+}
+
+pub(super) fn opt_ts(row: &PgRow, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    col::<Option<i64>>(row, name)?
+        .map(|v| from_ms(v, name))
+        .transpose()
+}
+
+fn opt_date(row: &PgRow, name: &str) -> StoreResult<Option<NaiveDate>> {
+    col::<Option<String>>(row, name)?
+        .map(|s| parse_date(&s, name))
+        .transpose()
+}
+
+pub(super) fn enum_col<T: FromStr<Err = String>>(row: &PgRow, name: &str) -> StoreResult<T> {
+    let text: String = col(row, name)?;
+    text.parse()
+        .map_err(|e: String| StoreError::Other(anyhow!("column {name}: {e}")))
+}
+
+pub(super) fn disclosure_from_row(row: &PgRow) -> StoreResult<StoredDisclosure> {
+    Ok(StoredDisclosure {
+        disclosure_id: col(row, "disclosure_id")?,
+        revision: col(row, "revision")?,
+        title: col(row, "title")?,
+        category: col(row, "category")?,
+        publish_date: opt_date(row, "publish_date")?,
+        formed_date: parse_date(&col::<String>(row, "formed_date")?, "formed_date")?,
+        content_hash: col(row, "content_hash")?,
+        json: col(row, "json")?,
+        submitted_by: col(row, "submitted_by")?,
+        received_at: ts(row, "received_at")?,
+        withdrawn_at: opt_ts(row, "withdrawn_at")?,
+        withdrawn_by: col(row, "withdrawn_by")?,
+        withdraw_reason: col(row, "withdraw_reason")?,
+    })
+}
+
+fn delivery_from_row(row: &PgRow) -> StoreResult<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: col(row, "id")?,
+        disclosure_id: col(row, "disclosure_id")?,
+        revision: col(row, "revision")?,
+        channel: col(row, "channel")?,
+        kind: enum_col(row, "kind")?,
+        action: enum_col(row, "action")?,
+        status: enum_col(row, "status")?,
+        attempts: col(row, "attempts")?,
+        attempts_base: col(row, "attempts_base")?,
+        next_attempt_at: opt_ts(row, "next_attempt_at")?,
+        next_trigger: enum_col(row, "next_trigger")?,
+        requested_by: col(row, "requested_by")?,
+        claimed_by: col(row, "claimed_by")?,
+        claimed_until: opt_ts(row, "claimed_until")?,
+        remote_id: col(row, "remote_id")?,
+        url: col(row, "url")?,
+        last_error: col(row, "last_error")?,
+        payload: col(row, "payload")?,
+        payload_sha256: col(row, "payload_sha256")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+        delivered_at: opt_ts(row, "delivered_at")?,
+        progress: col::<Option<String>>(row, "progress")?
+            .map(|p| serde_json::from_str(&p).map_err(|e| other(e, "column progress: not JSON")))
+            .transpose()?,
+        displayed_until: opt_ts(row, "displayed_until")?,
+    })
+}
+
+fn attempt_from_row(row: &PgRow) -> StoreResult<AttemptRow> {
+    Ok(AttemptRow {
+        id: col(row, "id")?,
+        delivery_id: col(row, "delivery_id")?,
+        number: col(row, "number")?,
+        trigger: enum_col(row, "trigger")?,
+        requested_by: col(row, "requested_by")?,
+        instance: col(row, "instance")?,
+        started_at: ts(row, "started_at")?,
+        finished_at: ts(row, "finished_at")?,
+        outcome: enum_col(row, "outcome")?,
+        http_status: col(row, "http_status")?,
+        remote_code: col(row, "remote_code")?,
+        detail: col(row, "detail")?,
+        remote_id: col(row, "remote_id")?,
+        duration_ms: col(row, "duration_ms")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown_in_messages() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db.example:5432/gongkai"),
+            "postgres://app@db.example:5432/gongkai"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
+}
