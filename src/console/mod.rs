@@ -490,22 +490,39 @@ async fn report_download(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ConsoleError> {
     let year = year_of(&q)?;
-    let r = build_report(&state, year).await?;
-    let (ctype, ext, body) = match q.format.as_deref().unwrap_or("csv") {
+    // The whole annual report (the layout of that year, the clerk's applications file when
+    // there is one), as the CLI's `report` gives it.
+    let calendar = state.ledger.settings.calendar();
+    let r = crate::annual::generate(
+        &state.ledger.settings,
+        state.ledger.store.as_ref(),
+        &calendar,
+        year,
+        None,
+        None,
+    )
+    .await
+    .map_err(|e| ConsoleError::BadRequest(format!("{e:#}")))?;
+    let (ctype, ext, body): (&str, &str, Vec<u8>) = match q.format.as_deref().unwrap_or("csv") {
         // A BOM so that Excel opens the UTF-8 CSV with the Chinese intact.
         "csv" => (
             "text/csv; charset=utf-8",
             "csv",
-            format!("\u{feff}{}", report::to_csv(&r)),
+            format!("\u{feff}{}", crate::annual::to_csv(&r)).into_bytes(),
         ),
         "json" => (
             "application/json; charset=utf-8",
             "json",
-            report::to_json(&r),
+            crate::annual::to_json(&r).into_bytes(),
+        ),
+        "xlsx" => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+            crate::annual::to_xlsx(&r).map_err(ConsoleError::Internal)?,
         ),
         other => {
             return Err(ConsoleError::BadRequest(format!(
-                "不支持的下载格式 {other:?}：可选 csv 或 json"
+                "不支持的下载格式 {other:?}：可选 csv、xlsx 或 json"
             )))
         }
     };

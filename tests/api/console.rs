@@ -319,6 +319,17 @@ async fn retry_all_failed_of_a_channel_and_the_health_and_report_pages() {
         .unwrap()
         .contains("gongkai-report-2017.csv"));
     assert!(csv.text().await.unwrap().contains("section,key,name"));
+    // The spreadsheet the clerk files: a real xlsx (a zip) of the year's layout.
+    let xlsx = c
+        .get("/console/report/download?year=2017&format=xlsx")
+        .await;
+    assert_eq!(xlsx.status(), 200);
+    assert!(xlsx.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("gongkai-report-2017.xlsx"));
+    let bytes = xlsx.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK"), "an xlsx is a zip file");
 }
 
 #[tokio::test]
