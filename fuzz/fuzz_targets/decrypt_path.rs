@@ -96,7 +96,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let good = mode & 0x40 == 0;
     let r = open_push(Some(&crypto), TOKEN, &query(&enc, good), &body);
-    if !good && mode % 4 != 0 {
+    // (An empty `Encrypt` is refused as a missing field, before the signature: 400.)
+    if !good && mode % 4 != 0 && !enc.is_empty() {
         assert!(
             matches!(r, Err(CallbackError::Forbidden(_))),
             "a wrong msg_signature got past: {r:?}"
