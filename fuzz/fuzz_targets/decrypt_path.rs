@@ -41,8 +41,10 @@ fn raw_encrypt(plain: &[u8]) -> String {
 }
 
 fn envelope(enc: &str) -> Vec<u8> {
-    format!("<xml><ToUserName><![CDATA[gh_x]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>")
-        .into_bytes()
+    format!(
+        "<xml><ToUserName><![CDATA[gh_x]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
+    )
+    .into_bytes()
 }
 
 fn query(enc: &str, good: bool) -> Signed {
