@@ -7,6 +7,7 @@
 #
 #   benches/callback_load.sh                      # 64 connections, 10 s per scenario
 #   DURATION=30s CONNECTIONS=64 THREADS=2 benches/callback_load.sh
+#   KEEP=1 benches/callback_load.sh               # keep the store, requests and server log
 #
 # Needs wrk (apt-get install wrk). Builds the release binary and the request generator.
 set -euo pipefail
@@ -31,7 +32,7 @@ work=$(mktemp -d /tmp/gongkai-cbload.XXXXXX)
 server_pid=
 cleanup() {
   if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  if [[ -n ${KEEP:-} ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 

@@ -41,8 +41,10 @@ fn raw_encrypt(plain: &[u8]) -> String {
 }
 
 fn envelope(enc: &str) -> Vec<u8> {
-    format!("<xml><ToUserName><![CDATA[gh_x]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>")
-        .into_bytes()
+    format!(
+        "<xml><ToUserName><![CDATA[gh_x]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
+    )
+    .into_bytes()
 }
 
 fn query(enc: &str, good: bool) -> Signed {
@@ -96,7 +98,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let good = mode & 0x40 == 0;
     let r = open_push(Some(&crypto), TOKEN, &query(&enc, good), &body);
-    if !good && mode % 4 != 0 {
+    // (An empty `Encrypt` is refused as a missing field, before the signature: 400.)
+    if !good && mode % 4 != 0 && !enc.is_empty() {
         assert!(
             matches!(r, Err(CallbackError::Forbidden(_))),
             "a wrong msg_signature got past: {r:?}"

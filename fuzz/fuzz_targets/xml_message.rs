@@ -13,7 +13,14 @@ fuzz_target!(|data: &[u8]| {
     match Message::parse(text) {
         Ok(m) => {
             assert!(!doctype, "a body with a DOCTYPE/ENTITY was accepted");
-            for name in ["ToUserName", "FromUserName", "MsgType", "Event", "Content", "MsgId"] {
+            for name in [
+                "ToUserName",
+                "FromUserName",
+                "MsgType",
+                "Event",
+                "Content",
+                "MsgId",
+            ] {
                 match (m.get(name), m.require(name)) {
                     (Some(v), Ok(r)) => assert_eq!(v, r),
                     (Some(v), Err(XmlError::Missing(_))) => assert!(v.is_empty()),
