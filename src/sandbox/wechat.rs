@@ -292,6 +292,18 @@ fn authorize(state: &WechatState, q: &Q, path: &str) -> Result<String, Response>
     }
 }
 
+/// The preamble of a JSON API call: the access_token is checked (and the call counted),
+/// then the body parsed as WeChat does; the first failure is the answer.
+fn authorized_json(
+    state: &WechatState,
+    q: &Q,
+    path: &str,
+    body: &[u8],
+) -> Result<(String, Value), Response> {
+    let appid = authorize(state, q, path)?;
+    Ok((appid, parse_json(body)?))
+}
+
 fn parse_json(body: &[u8]) -> Result<Value, Response> {
     if has_unicode_escape(body) {
         return Err(err(
@@ -538,12 +550,8 @@ fn check_article(
 }
 
 async fn draft_add(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/draft/add") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/draft/add", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let Some(articles) = v.get("articles").and_then(Value::as_array).cloned() else {
@@ -585,12 +593,8 @@ async fn draft_add(State(state): State<WechatState>, q: Q, body: Bytes) -> Respo
 }
 
 async fn draft_get(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/draft/get") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/draft/get", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let g = state.inner.lock().unwrap();
@@ -601,12 +605,8 @@ async fn draft_get(State(state): State<WechatState>, q: Q, body: Bytes) -> Respo
 }
 
 async fn draft_delete(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/draft/delete") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/draft/delete", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let mut g = state.inner.lock().unwrap();
@@ -634,12 +634,8 @@ async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/freepublish/submit") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/freepublish/submit", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let base = state.base_url(&headers);
@@ -768,12 +764,8 @@ pub fn plain_signature(token: &str, timestamp: &str, nonce: &str) -> String {
 }
 
 async fn publish_get(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/freepublish/get") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/freepublish/get", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let g = state.inner.lock().unwrap();
@@ -792,12 +784,8 @@ async fn publish_get(State(state): State<WechatState>, q: Q, body: Bytes) -> Res
 }
 
 async fn publish_delete(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/freepublish/delete") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/freepublish/delete", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let mut g = state.inner.lock().unwrap();
@@ -816,12 +804,8 @@ async fn publish_delete(State(state): State<WechatState>, q: Q, body: Bytes) -> 
 }
 
 async fn batchget(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/freepublish/batchget") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/freepublish/batchget", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let offset = v.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
@@ -855,12 +839,8 @@ async fn batchget(State(state): State<WechatState>, q: Q, body: Bytes) -> Respon
 }
 
 async fn getarticle(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/freepublish/getarticle") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/freepublish/getarticle", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let g = state.inner.lock().unwrap();
@@ -938,12 +918,8 @@ impl WechatState {
 /// draft is consumed; a clientmsgid seen in the last 24 h answers 45065 with that send's
 /// msg_id (nothing is sent again); an account out of quota gets 45028.
 async fn mass_sendall(State(state): State<WechatState>, q: Q, body: Bytes) -> Response {
-    let appid = match authorize(&state, &q, "/cgi-bin/message/mass/sendall") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match parse_json(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authorized_json(&state, &q, "/cgi-bin/message/mass/sendall", &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     if str_field(&v, "msgtype") != Some("mpnews") {
