@@ -1222,6 +1222,8 @@ on_both_backends!(
     expired_leases_are_taken_over_by_exactly_one_instance,
     published_groups_count_each_item_once_on_its_primary_channel,
     a_wechat_message_is_answered_once_whichever_instance_wechat_retries,
+    a_fresh_answer_is_stored_in_one_write_and_the_first_stored_answer_wins,
+    search_ranks_the_phrase_in_titles_first_then_newest_within_each_tier,
     search_finds_the_latest_published_revision_and_never_a_withdrawn_one,
     the_latest_published_are_by_publish_date_and_category,
     report_revisions_read_the_report_fields_of_the_stored_json,
@@ -1369,6 +1371,136 @@ async fn a_wechat_message_is_answered_once_whichever_instance_wechat_retries(db:
             .unwrap(),
         MessageClaim::Answered("success".to_string())
     );
+}
+
+async fn a_fresh_answer_is_stored_in_one_write_and_the_first_stored_answer_wins(db: Db) {
+    let (a, b) = (db.connect().await, db.connect().await);
+    let lease = Duration::from_secs(5);
+    // Two instances answered the same message (WeChat retried on the other one): the
+    // first stored answer is the one both give, and what a later retry gets.
+    assert_eq!(
+        a.record_wechat_answer("wx1", "f1", "<A/>", t(0), lease)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("<A/>")
+    );
+    assert_eq!(
+        b.record_wechat_answer("wx1", "f1", "<B/>", t(1), lease)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("<A/>")
+    );
+    assert_eq!(
+        b.claim_wechat_message("wx1", "f1", t(7), lease)
+            .await
+            .unwrap(),
+        MessageClaim::Answered("<A/>".to_string())
+    );
+    // Another account's message with the same key is another message.
+    assert_eq!(
+        b.record_wechat_answer("wx2", "f1", "<B/>", t(1), lease)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("<B/>")
+    );
+    // A request still working on it (a slow answer, claimed first): `success` for now ...
+    assert_eq!(
+        a.claim_wechat_message("wx1", "f2", t(10), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    assert_eq!(
+        b.record_wechat_answer("wx1", "f2", "<B/>", t(11), lease)
+            .await
+            .unwrap(),
+        None
+    );
+    // ... and once its lease is over (its instance died), the answer takes its place.
+    assert_eq!(
+        b.record_wechat_answer("wx1", "f2", "<B/>", t(20), lease)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("<B/>")
+    );
+    assert_eq!(
+        a.claim_wechat_message("wx1", "f2", t(21), lease)
+            .await
+            .unwrap(),
+        MessageClaim::Answered("<B/>".to_string())
+    );
+}
+
+/// Every disclosure found for `q` (up to `limit`), in order.
+async fn search_ids(store: &Arc<dyn Store>, q: &str, limit: usize) -> Vec<String> {
+    let tokens = gongkai::wechat_callback::search::query_tokens(q).expect("a query");
+    store
+        .search_published(&tokens, SearchMatch::All, limit)
+        .await
+        .expect("search")
+        .into_iter()
+        .map(|i| i.disclosure_id)
+        .collect()
+}
+
+async fn search_ranks_the_phrase_in_titles_first_then_newest_within_each_tier(db: Db) {
+    let store = db.connect().await;
+    let generation = store.published_generation();
+    // Forty notices with 低保 in the body only (days 1..=28 of March, some twice), two
+    // older ones with it in the title, and the words of 养老补贴 in a row or apart.
+    for n in 1..=40u32 {
+        let body = format!("<p>第{n}批城乡低保对象名单</p>");
+        let day = (n - 1) % 28 + 1;
+        let a = article(&format!("B{n:02}"), 1, &format!("第{n}号公示"), &body, day);
+        ingest(&store, a, &["site"], t(0)).await;
+    }
+    for (id, day) in [("T1", 1), ("T2", 2)] {
+        let a = article(id, 1, "城乡低保资金发放公示", "", day);
+        ingest(&store, a, &["site"], t(0)).await;
+    }
+    let p1 = article("P1", 1, "通知", "<p>高龄养老补贴发放</p>", 3);
+    ingest(&store, p1, &["site"], t(0)).await;
+    ingest(
+        &store,
+        article("P2", 1, "养老金和高龄老补贴", "", 9),
+        &["site"],
+        t(0),
+    )
+    .await;
+    ingest(
+        &store,
+        article("P3", 1, "养老补贴名单", "", 2),
+        &["site"],
+        t(0),
+    )
+    .await;
+    deliver_all(&store, t(1)).await;
+    assert!(
+        store.published_generation() > generation,
+        "a delivery changes the generation"
+    );
+    store.refresh_search_index().await.unwrap();
+
+    // The title matches first (newest first), then the newest body matches (day 28: B28;
+    // day 12: B12 and B40, the later stored first).
+    let found = search_ids(&store, "低保", 6).await;
+    assert_eq!(found, ["T2", "T1", "B28", "B27", "B26", "B25"]);
+    let found = search_ids(&store, "低保", 50).await;
+    assert_eq!(found.len(), 42);
+    // The phrase in a title, then the phrase anywhere, then all the words apart.
+    assert_eq!(search_ids(&store, "养老补贴", 5).await, ["P3", "P1", "P2"]);
+
+    let before = store.published_generation();
+    store
+        .withdraw_disclosure("T2", "cli:op", None, t(2))
+        .await
+        .unwrap();
+    assert!(store.published_generation() > before, "a withdrawal too");
+    assert_eq!(search_ids(&store, "低保", 2).await, ["T1", "B28"]);
 }
 
 /// A revision with an HTML body, published on `publish_date`.

@@ -561,6 +561,27 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
     ) -> StoreResult<MessageClaim>;
 
+    /// The common case in one write: the answer to a message computed before any claim
+    /// (a fresh message, not a retry) is stored unless the message has a row already.
+    /// Returns the reply to give: ours when stored (also when it takes over a claim older
+    /// than `lease` that never got an answer), the stored one when another request
+    /// answered first, None while another request is still working on it (answer
+    /// `success`: that request sends its result). Counts the request as received.
+    async fn record_wechat_answer(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Option<String>>;
+
+    /// A number that changes whenever this process changed what is published (a delivery
+    /// completed, a disclosure withdrawn, revisions indexed). Answers cached by the
+    /// callback are valid while it stays the same; changes made by other processes are
+    /// not seen here (the cache also expires them after a short time).
+    fn published_generation(&self) -> u64;
+
     /// Stores the plain reply body of a claimed message.
     async fn answer_wechat_message(
         &self,
@@ -592,6 +613,21 @@ pub trait Store: Send + Sync + 'static {
         category: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>>;
+}
+
+/// The store's side of `Store::published_generation`: bumped after each commit that may
+/// have changed what is published.
+#[derive(Debug, Default)]
+pub struct PublishedGeneration(std::sync::atomic::AtomicU64);
+
+impl PublishedGeneration {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// How `search_published` combines its tokens.

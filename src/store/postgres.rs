@@ -102,6 +102,7 @@ pub struct PostgresStore {
     work: Arc<Notify>,
     /// The LISTEN task, started by the first `wait_for_work` (only workers need it).
     listener: Mutex<Option<JoinHandle<()>>>,
+    published: PublishedGeneration,
 }
 
 impl Drop for PostgresStore {
@@ -171,6 +172,7 @@ impl PostgresStore {
             pool,
             work: Arc::new(Notify::new()),
             listener: Mutex::new(None),
+            published: PublishedGeneration::default(),
         })
     }
 
@@ -537,6 +539,7 @@ impl Store for PostgresStore {
             notify_work(&mut tx).await?;
         }
         commit(tx).await?;
+        self.published.bump();
         Ok(WithdrawOutcome::Withdrawn {
             cancelled,
             delivery_ids,
@@ -712,7 +715,9 @@ impl Store for PostgresStore {
         if let NextState::Delivered { remote_id, url } = &completion.next {
             // The common case in one statement (one round trip, no BEGIN/COMMIT): the state
             // change under the claim and the attempt row commit together.
-            return complete_delivered(&self.pool, completion, remote_id, url).await;
+            let done = complete_delivered(&self.pool, completion, remote_id, url).await;
+            self.published.bump();
+            return done;
         }
         let mut tx = self.begin().await?;
         complete_in(&mut tx, completion).await?;
@@ -1386,6 +1391,30 @@ impl Store for PostgresStore {
         Ok(claim)
     }
 
+    async fn record_wechat_answer(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Option<String>> {
+        let now_ms = ms(now);
+        sqlx::query_scalar(super::sqlite::RECORD_ANSWER_SQL)
+            .bind(appid)
+            .bind(key)
+            .bind(reply)
+            .bind(now_ms)
+            .bind(now_ms - i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| other(e, "storing a WeChat answer"))
+    }
+
+    fn published_generation(&self) -> u64 {
+        self.published.get()
+    }
+
     async fn answer_wechat_message(
         &self,
         appid: &str,
@@ -1471,6 +1500,9 @@ impl Store for PostgresStore {
             .await
             .map_err(|e| other(e, "dequeueing indexed disclosures"))?;
             commit(tx).await?;
+            if added > 0 {
+                self.published.bump();
+            }
             if (n as i64) < BATCH {
                 return Ok(added);
             }
@@ -1483,30 +1515,53 @@ impl Store for PostgresStore {
         mode: SearchMatch,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>> {
-        if tokens.is_empty() {
+        use crate::wechat_callback::search::{tsquery, tsquery_tiers};
+        if tokens.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        // ts_rank with title (A) : body (D) = 4 : 1, as SQLite's bm25(search_fts, 4.0, 1.0);
-        // rounded so that near-equal relevance falls back to recency, as SQLite's ROUND.
-        let rows = sqlx::query(concat!(
+        // As on SQLite: relevance tiers (the phrase in the title, the phrase anywhere,
+        // every token), newest first within each; the fallback (any token) by ts_rank
+        // with title (A) : body (D) = 4 : 1, as SQLite's bm25(search_fts, 4.0, 1.0).
+        let queries = match mode {
+            SearchMatch::All => tsquery_tiers(tokens),
+            SearchMatch::Any => vec![tsquery(tokens, mode)],
+        };
+        let order = match mode {
+            SearchMatch::All => "s.publish_date DESC NULLS LAST, d.delivered_at DESC",
+            SearchMatch::Any => {
+                "round(ts_rank('{0.25, 0.25, 0.25, 1.0}', sd.doc, $1::tsquery)::NUMERIC, 2) DESC,
+                 s.publish_date DESC NULLS LAST, d.delivered_at DESC"
+            }
+        };
+        let sql = format!(
             "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
-                    d.delivered_at,
-                    ts_rank('{0.25, 0.25, 0.25, 1.0}', sd.doc, query.q) AS score
-             FROM (SELECT $1::tsquery AS q) query
-             JOIN search_docs sd ON sd.doc @@ query.q
+                    d.delivered_at
+             FROM search_docs sd
              JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
              JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
-             WHERE ",
-            published_filter!(),
-            " ORDER BY round(ts_rank('{0.25, 0.25, 0.25, 1.0}', sd.doc, query.q)::NUMERIC, 2) DESC,
-                 s.publish_date DESC NULLS LAST, d.delivered_at DESC LIMIT $2"
-        ))
-        .bind(crate::wechat_callback::search::tsquery(tokens, mode))
-        .bind((limit * 3) as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| other(e, "searching published disclosures"))?;
-        published_items(&rows, limit)
+             WHERE sd.doc @@ $1::tsquery AND {} ORDER BY {order} LIMIT $2",
+            published_filter!()
+        );
+        let mut found: Vec<PublishedItem> = Vec::new();
+        for q in queries {
+            let rows = sqlx::query(&sql)
+                .bind(q)
+                .bind((limit * 3) as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| other(e, "searching published disclosures"))?;
+            for item in published_items(&rows, limit)? {
+                if found.len() < limit
+                    && !found.iter().any(|f| f.disclosure_id == item.disclosure_id)
+                {
+                    found.push(item);
+                }
+            }
+            if found.len() >= limit {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     async fn latest_published(

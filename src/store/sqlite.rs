@@ -171,8 +171,10 @@ async fn refresh_report_item(
 pub struct SqliteStore {
     pub(super) writer: SqlitePool,
     pub(super) reader: SqlitePool,
-    /// Completions and payloads of concurrent attempts, committed together (group commit).
+    /// Completions and payloads of concurrent attempts, and the callback's answers,
+    /// committed together (group commit).
     group: mpsc::Sender<GroupedWrite>,
+    published: Arc<PublishedGeneration>,
 }
 
 /// How many grouped writes one transaction takes at most.
@@ -192,15 +194,38 @@ enum GroupedWrite {
         payload_sha256: String,
         reply: oneshot::Sender<StoreResult<()>>,
     },
+    /// `record_wechat_answer`: the callback's answers arrive thousands a second under a
+    /// burst of menu clicks; each shares its transaction with the others.
+    Answer {
+        appid: String,
+        key: String,
+        body: String,
+        now_ms: i64,
+        stale_ms: i64,
+        reply: oneshot::Sender<StoreResult<Option<String>>>,
+    },
+}
+
+/// What a grouped write returns to its caller.
+enum Grouped {
+    Done,
+    Answer(Option<String>),
 }
 
 impl GroupedWrite {
-    fn reply(self, result: StoreResult<()>) {
-        let reply = match self {
-            GroupedWrite::Complete { reply, .. } | GroupedWrite::Payload { reply, .. } => reply,
-        };
+    fn reply(self, result: StoreResult<Grouped>) {
         // The caller may have gone (a shutdown); the write stands either way.
-        let _ = reply.send(result);
+        match self {
+            GroupedWrite::Complete { reply, .. } | GroupedWrite::Payload { reply, .. } => {
+                let _ = reply.send(result.map(|_| ()));
+            }
+            GroupedWrite::Answer { reply, .. } => {
+                let _ = reply.send(result.map(|g| match g {
+                    Grouped::Answer(a) => a,
+                    Grouped::Done => None,
+                }));
+            }
+        }
     }
 }
 
@@ -208,7 +233,11 @@ impl GroupedWrite {
 /// every attempt's completion costs its own statements but shares BEGIN, COMMIT and the
 /// WAL write with the others, which is what lets one SQLite file keep up with thousands of
 /// deliveries a second. When idle, a write waits for nobody.
-async fn group_commit(writer: SqlitePool, mut rx: mpsc::Receiver<GroupedWrite>) {
+async fn group_commit(
+    writer: SqlitePool,
+    mut rx: mpsc::Receiver<GroupedWrite>,
+    published: Arc<PublishedGeneration>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -217,7 +246,13 @@ async fn group_commit(writer: SqlitePool, mut rx: mpsc::Receiver<GroupedWrite>) 
                 Err(_) => break,
             }
         }
+        let completes = jobs
+            .iter()
+            .any(|j| matches!(j, GroupedWrite::Complete { .. }));
         run_group(&writer, jobs).await;
+        if completes {
+            published.bump();
+        }
     }
 }
 
@@ -238,14 +273,28 @@ async fn run_group(writer: &SqlitePool, jobs: Vec<GroupedWrite>) {
     let mut results = Vec::with_capacity(jobs.len());
     for job in &jobs {
         results.push(match job {
-            GroupedWrite::Complete { completion, .. } => complete_in(&mut tx, completion).await,
+            GroupedWrite::Complete { completion, .. } => complete_in(&mut tx, completion)
+                .await
+                .map(|_| Grouped::Done),
             GroupedWrite::Payload {
                 delivery_id,
                 claim_token,
                 payload,
                 payload_sha256,
                 ..
-            } => payload_in(&mut tx, *delivery_id, claim_token, payload, payload_sha256).await,
+            } => payload_in(&mut tx, *delivery_id, claim_token, payload, payload_sha256)
+                .await
+                .map(|_| Grouped::Done),
+            GroupedWrite::Answer {
+                appid,
+                key,
+                body,
+                now_ms,
+                stale_ms,
+                ..
+            } => answer_in(&mut tx, appid, key, body, *now_ms, *stale_ms)
+                .await
+                .map(Grouped::Answer),
         });
     }
     match tx.commit().await {
@@ -311,11 +360,13 @@ impl SqliteStore {
             .await
             .with_context(|| format!("opening SQLite database {path} for reading"))?;
         let (group, rx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(group_commit(writer.clone(), rx));
+        let published = Arc::new(PublishedGeneration::default());
+        tokio::spawn(group_commit(writer.clone(), rx, published.clone()));
         Ok(SqliteStore {
             writer,
             reader,
             group,
+            published,
         })
     }
 
@@ -323,10 +374,10 @@ impl SqliteStore {
         begin_write(&self.writer).await
     }
 
-    async fn grouped(
+    async fn grouped<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<StoreResult<()>>) -> GroupedWrite,
-    ) -> StoreResult<()> {
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> GroupedWrite,
+    ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
         self.group
             .send(make(reply))
@@ -580,6 +631,7 @@ impl Store for SqliteStore {
         cancelled.sort_unstable();
 
         commit(tx).await?;
+        self.published.bump();
         Ok(WithdrawOutcome::Withdrawn {
             cancelled,
             delivery_ids,
@@ -1414,6 +1466,30 @@ impl Store for SqliteStore {
         Ok(claim)
     }
 
+    async fn record_wechat_answer(
+        &self,
+        appid: &str,
+        key: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Option<String>> {
+        let now_ms = ms(now);
+        self.grouped(|tx| GroupedWrite::Answer {
+            appid: appid.to_string(),
+            key: key.to_string(),
+            body: reply.to_string(),
+            now_ms,
+            stale_ms: now_ms - i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+            reply: tx,
+        })
+        .await
+    }
+
+    fn published_generation(&self) -> u64 {
+        self.published.get()
+    }
+
     async fn answer_wechat_message(
         &self,
         appid: &str,
@@ -1447,8 +1523,9 @@ impl Store for SqliteStore {
                     .map_err(|e| other(e, "reading the search index position"))?;
             // SQLite-only: the implicit rowid of `disclosures` (PostgreSQL: a sequence).
             let rows = sqlx::query(
-                "SELECT rowid AS src_rowid, disclosure_id, revision, title, json FROM disclosures
-                 WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+                "SELECT rowid AS src_rowid, disclosure_id, revision, title, json, publish_date,
+                        received_at
+                 FROM disclosures WHERE rowid > $1 ORDER BY rowid LIMIT $2",
             )
             .bind(last)
             .bind(BATCH)
@@ -1466,13 +1543,22 @@ impl Store for SqliteStore {
                 let revision: i64 = col(r, "revision")?;
                 let title: String = col(r, "title")?;
                 let json: String = col(r, "json")?;
+                // The index's rowid orders by date (see `search_doc_day`), so the newest
+                // matches of a query come first straight out of FTS5.
+                let day = search_doc_day(
+                    opt_date(r, "publish_date")?,
+                    opt_ts(r, "received_at")?.unwrap_or_default(),
+                );
                 let inserted = sqlx::query(
-                    "INSERT INTO search_docs (src_rowid, disclosure_id, revision) VALUES ($1, $2, $3)
+                    "INSERT INTO search_docs (id, src_rowid, disclosure_id, revision)
+                     SELECT COALESCE(MAX(id) + 1, $4 * 16777216), $1, $2, $3 FROM search_docs
+                     WHERE id >= $4 * 16777216 AND id < ($4 + 1) * 16777216
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(src)
                 .bind(&id)
                 .bind(revision)
+                .bind(day)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| other(e, "indexing a disclosure"))?;
@@ -1491,6 +1577,9 @@ impl Store for SqliteStore {
                 added += 1;
             }
             commit(tx).await?;
+            if added > 0 {
+                self.published.bump();
+            }
             if (n as i64) < BATCH {
                 return Ok(added);
             }
@@ -1503,27 +1592,50 @@ impl Store for SqliteStore {
         mode: SearchMatch,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>> {
-        if tokens.is_empty() {
+        use crate::wechat_callback::search::{fts5_query, relevance_tiers};
+        if tokens.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let fts_query = crate::wechat_callback::search::fts5_query(tokens, mode);
-        let rows = sqlx::query(concat!(
-            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
-                    d.delivered_at, bm25(search_fts, 4.0, 1.0) AS score
-             FROM search_fts
-             JOIN search_docs sd ON sd.id = search_fts.rowid
-             JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
-             JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
-             WHERE search_fts MATCH $1 AND ",
-            published_filter!(),
-            " ORDER BY ROUND(score, 1), s.publish_date DESC, d.delivered_at DESC LIMIT $2"
-        ))
-        .bind(&fts_query)
-        .bind((limit * 3) as i64)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(|e| other(e, "searching published disclosures"))?;
-        published_items(&rows, limit)
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        match mode {
+            // Relevance tiers (the words as written in the title, as written anywhere,
+            // all of them anywhere), newest first within each: each tier walks FTS5's
+            // matches in rowid (= date) order and stops as soon as it has enough, so a
+            // word found in tens of thousands of items costs no more than a rare one.
+            SearchMatch::All => {
+                for tier in relevance_tiers(tokens) {
+                    self.newest_matches(&tier, limit, &mut seen, &mut found)
+                        .await?;
+                    if found.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            // The fallback (no item has every word): ranked by bm25 (titles weigh 4 times
+            // as much) inside FTS5 first; only the best candidates are joined.
+            SearchMatch::Any => {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT rowid FROM search_fts WHERE search_fts MATCH $1
+                     ORDER BY bm25(search_fts, 4.0, 1.0) LIMIT $2",
+                )
+                .bind(fts5_query(tokens, mode))
+                .bind((limit * 20) as i64)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(|e| other(e, "searching published disclosures"))?;
+                let by_id = self.published_docs(&ids).await?;
+                for id in ids {
+                    if let Some(item) = by_id.get(&id) {
+                        if seen.insert(item.disclosure_id.clone()) {
+                            found.push(item.clone());
+                        }
+                    }
+                }
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
     }
 
     async fn latest_published(
@@ -1546,6 +1658,103 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| other(e, "listing the latest published disclosures"))?;
         published_items(&rows, limit)
+    }
+}
+
+/// Days since 1970-01-01 of an indexed revision (its publish date, else the day it was
+/// received), the high part of its `search_docs.id` (day × 2^24 + a counter): FTS5 reads
+/// its matches in rowid order, so the index's own order is newest first.
+fn search_doc_day(publish_date: Option<NaiveDate>, received_at: DateTime<Utc>) -> i64 {
+    let day = publish_date.unwrap_or_else(|| received_at.date_naive());
+    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date"))
+        .num_days()
+        .max(0)
+}
+
+impl SqliteStore {
+    /// Adds to `found` (up to `limit`) the published items matching the FTS5 query
+    /// `fts`, newest first, skipping disclosures in `seen`: walks the matches in pages of
+    /// rowids (descending) and keeps those that are published.
+    async fn newest_matches(
+        &self,
+        fts: &str,
+        limit: usize,
+        seen: &mut std::collections::HashSet<String>,
+        found: &mut Vec<PublishedItem>,
+    ) -> StoreResult<()> {
+        let page = (4 * limit + 16) as i64;
+        let mut below = i64::MAX;
+        while found.len() < limit {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT rowid FROM search_fts WHERE search_fts MATCH $1 AND rowid < $2
+                 ORDER BY rowid DESC LIMIT $3",
+            )
+            .bind(fts)
+            .bind(below)
+            .bind(page)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| other(e, "searching published disclosures"))?;
+            let Some(&last) = ids.last() else {
+                break;
+            };
+            let by_id = self.published_docs(&ids).await?;
+            for id in &ids {
+                if let Some(item) = by_id.get(id) {
+                    if found.len() < limit && seen.insert(item.disclosure_id.clone()) {
+                        found.push(item.clone());
+                    }
+                }
+            }
+            if (ids.len() as i64) < page {
+                break;
+            }
+            below = last;
+        }
+        Ok(())
+    }
+
+    /// The published items among the index rows `ids` (by index row; an unpublished,
+    /// superseded or withdrawn revision is left out).
+    async fn published_docs(&self, ids: &[i64]) -> StoreResult<HashMap<i64, PublishedItem>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list = serde_json::to_string(ids).expect("integers serialize");
+        let rows = sqlx::query(concat!(
+            "SELECT sd.id AS doc_id, s.disclosure_id, s.revision, s.title, s.category,
+                    s.publish_date, d.url, d.delivered_at
+             FROM search_docs sd
+             JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
+             JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
+             WHERE sd.id IN (SELECT value FROM json_each($1)) AND ",
+            published_filter!(),
+            " ORDER BY d.delivered_at DESC"
+        ))
+        .bind(list)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| other(e, "reading matched disclosures"))?;
+        let mut out = HashMap::new();
+        for r in &rows {
+            let doc: i64 = col(r, "doc_id")?;
+            if out.contains_key(&doc) {
+                continue;
+            }
+            out.insert(
+                doc,
+                PublishedItem {
+                    disclosure_id: col(r, "disclosure_id")?,
+                    revision: col(r, "revision")?,
+                    title: col(r, "title")?,
+                    category: col(r, "category")?,
+                    publish_date: opt_date(r, "publish_date")?,
+                    url: col(r, "url")?,
+                    delivered_at: opt_ts(r, "delivered_at")?,
+                },
+            );
+        }
+        Ok(out)
     }
 }
 
@@ -1587,6 +1796,41 @@ fn published_items(rows: &[SqliteRow], limit: usize) -> StoreResult<Vec<Publishe
     }
     Ok(out)
 }
+
+/// `record_wechat_answer`, inside a group's transaction: one statement.
+async fn answer_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    appid: &str,
+    key: &str,
+    body: &str,
+    now_ms: i64,
+    stale_ms: i64,
+) -> StoreResult<Option<String>> {
+    sqlx::query_scalar(RECORD_ANSWER_SQL)
+        .bind(appid)
+        .bind(key)
+        .bind(body)
+        .bind(now_ms)
+        .bind(stale_ms)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| other(e, "storing a WeChat answer"))
+}
+
+/// `record_wechat_answer` (the same on both backends): insert the answered message, or
+/// count the request and give back the stored reply; a claim whose instance died (no
+/// reply after the lease) takes this answer.
+pub(super) const RECORD_ANSWER_SQL: &str =
+    "INSERT INTO wechat_messages (appid, dedupe_key, reply, received_at, answered_at)
+     VALUES ($1, $2, $3, $4, $4)
+     ON CONFLICT (appid, dedupe_key) DO UPDATE SET
+         times_received = wechat_messages.times_received + 1,
+         reply = CASE WHEN wechat_messages.reply IS NULL AND wechat_messages.received_at < $5
+                      THEN excluded.reply ELSE wechat_messages.reply END,
+         answered_at = CASE WHEN wechat_messages.reply IS NULL
+                                 AND wechat_messages.received_at < $5
+                            THEN excluded.answered_at ELSE wechat_messages.answered_at END
+     RETURNING reply";
 
 /// `complete_attempt`, inside a group's transaction.
 async fn complete_in(

@@ -43,6 +43,11 @@ pub struct WechatCallbackSettings {
     pub reply_budget: Duration,
     /// How many disclosures a list reply shows.
     pub list_size: usize,
+    /// How long a menu list or a search answer is reused at most (it is dropped at once
+    /// when this instance delivers or withdraws something; the limit bounds how late
+    /// another instance's changes show). 0 = compute every answer.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
     /// Templates of the replies (relative to templates_dir).
     pub templates: ReplyTemplates,
     /// The custom menu (`gongkai menu push`) and what each `click` button answers.
@@ -60,6 +65,7 @@ impl Default for WechatCallbackSettings {
             timestamp_window: Duration::from_secs(300),
             reply_budget: Duration::from_secs(4),
             list_size: 5,
+            cache_ttl: Duration::from_secs(1),
             templates: ReplyTemplates::default(),
             menu: Vec::new(),
         }
@@ -216,6 +222,12 @@ impl WechatCallbackSettings {
         }
         if self.list_size == 0 || self.list_size > 20 {
             p.push("wechat_callback.list_size：应在 1 到 20 之间".into());
+        }
+        if self.cache_ttl > Duration::from_secs(60) {
+            p.push(format!(
+                "wechat_callback.cache_ttl = {:?}：最长 60 秒（更长会让其他实例撤回的信息久久仍被答出）",
+                self.cache_ttl
+            ));
         }
         p.extend(menu_problems(&self.menu, categories));
         p

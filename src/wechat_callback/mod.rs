@@ -10,6 +10,7 @@
 //! Leaves HTTP to `http/` (a thin handler), the index and dedupe SQL to the store, and the
 //! token and API calls to `channel::wechat`.
 
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod menu_cli;
@@ -43,6 +44,12 @@ pub use signature::{signature, verify};
 const CLAIM_LEASE: Duration = Duration::from_secs(30);
 /// How long a retry waits for the first request's answer before answering `success`.
 const RETRY_WAIT: Duration = Duration::from_secs(3);
+/// A message created this many seconds ago or more is taken for one of WeChat's retries
+/// (WeChat retries after 5 s without an answer): its stored answer is looked for before
+/// any work. A fresh message is answered first and stored in one write.
+const RETRY_AGE_SECS: i64 = 3;
+/// Cached answers per account at most.
+const CACHE_CAPACITY: usize = 4096;
 
 /// The query WeChat signs every callback request with.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +100,8 @@ pub struct Callback {
     api: Option<Arc<Wechat>>,
     /// Wakes the delivery worker (PUBLISHJOBFINISH).
     wake: Arc<Notify>,
+    /// Menu lists and search replies while nothing new was published.
+    cache: cache::ReplyCache,
 }
 
 /// The callbacks by channel name, and the channel that answers on the configured path.
@@ -205,6 +214,7 @@ impl Callback {
             templates: env,
             api,
             wake,
+            cache: cache::ReplyCache::new(settings.wechat_callback.cache_ttl, CACHE_CAPACITY),
         };
         // A broken template fails the start, not a user's question.
         me.render_list("最新公开", None, &[sample_item()])?;
@@ -309,28 +319,19 @@ impl Callback {
         Ok("success".into())
     }
 
-    /// Does the work of a message once over every retry and instance.
+    /// Does the work of a message once over every retry and instance. A fresh message is
+    /// answered first and its answer stored in one (grouped) write, which also settles a
+    /// race with a retry on another instance: the first stored answer is the one given.
+    /// A likely retry looks for the stored answer before doing anything.
     async fn once(self: &Arc<Self>, msg: &Message, key: String) -> Result<String, CallbackError> {
-        let started = tokio::time::Instant::now();
-        loop {
-            match self
-                .store
-                .claim_wechat_message(&self.appid, &key, Utc::now(), CLAIM_LEASE)
-                .await?
-            {
-                MessageClaim::Answered(r) => {
-                    tracing::debug!(channel = %self.channel, key, "WeChat retry answered from the store");
-                    return Ok(r);
-                }
-                MessageClaim::InProgress if started.elapsed() < RETRY_WAIT => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                MessageClaim::InProgress => return Ok("success".into()),
-                MessageClaim::New => break,
-            }
-        }
         let to = msg.require("FromUserName")?.to_string();
         let from = msg.get("ToUserName").unwrap_or_default().to_string();
+        let retry = likely_retry(msg, Utc::now().timestamp());
+        if retry {
+            if let Some(answer) = self.wait_for_claim(&key).await? {
+                return Ok(answer);
+            }
+        }
         let me = self.clone();
         let m = msg.clone();
         let mut work = tokio::spawn(async move { me.work(&m).await });
@@ -339,12 +340,30 @@ impl Callback {
                 let reply = done
                     .map_err(|e| StoreError::Other(anyhow::anyhow!("reply task failed: {e}")))??;
                 let xml = reply.to_xml(&to, &from, Utc::now().timestamp());
-                self.store
-                    .answer_wechat_message(&self.appid, &key, &xml, Utc::now())
+                if retry {
+                    self.store
+                        .answer_wechat_message(&self.appid, &key, &xml, Utc::now())
+                        .await?;
+                    return Ok(xml);
+                }
+                let given = self
+                    .store
+                    .record_wechat_answer(&self.appid, &key, &xml, Utc::now(), CLAIM_LEASE)
                     .await?;
-                Ok(xml)
+                Ok(given.unwrap_or_else(|| "success".into()))
             }
             Err(_) => {
+                if !retry {
+                    match self
+                        .store
+                        .claim_wechat_message(&self.appid, &key, Utc::now(), CLAIM_LEASE)
+                        .await?
+                    {
+                        MessageClaim::Answered(r) => return Ok(r),
+                        MessageClaim::InProgress => return Ok("success".into()),
+                        MessageClaim::New => {}
+                    }
+                }
                 tracing::info!(channel = %self.channel, key, budget_ms = self.settings.reply_budget.as_millis() as u64, "answer over budget: replying success, result follows as a customer-service message");
                 self.store
                     .answer_wechat_message(&self.appid, &key, "success", Utc::now())
@@ -366,39 +385,87 @@ impl Callback {
         }
     }
 
+    /// Claims a likely retry: Some(answer) when it was answered (or another request keeps
+    /// working on it past `RETRY_WAIT`: `success`), None when this request holds the
+    /// claim and must do the work.
+    async fn wait_for_claim(&self, key: &str) -> Result<Option<String>, CallbackError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match self
+                .store
+                .claim_wechat_message(&self.appid, key, Utc::now(), CLAIM_LEASE)
+                .await?
+            {
+                MessageClaim::Answered(r) => {
+                    tracing::debug!(channel = %self.channel, key, "WeChat retry answered from the store");
+                    return Ok(Some(r));
+                }
+                MessageClaim::InProgress if started.elapsed() < RETRY_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                MessageClaim::InProgress => return Ok(Some("success".into())),
+                MessageClaim::New => return Ok(None),
+            }
+        }
+    }
+
     /// The answer to a message (the part that may be slow).
     async fn work(&self, msg: &Message) -> Result<Reply, CallbackError> {
-        let n = self.settings.list_size;
         if msg.msg_type() == Some("text") {
-            return self.search(msg.get("Content").unwrap_or("")).await;
+            let q = msg.get("Content").unwrap_or("").trim();
+            return self.cached(format!("text:{q}"), self.search(q)).await;
         }
         match msg.event() {
             Some("subscribe") => Ok(Reply::Text {
                 content: self.render_welcome()?,
             }),
-            Some("CLICK") => match self.settings.click(msg.get("EventKey").unwrap_or("")) {
-                Some(ClickAction::Latest { heading, count }) => {
-                    let items = self
-                        .store
-                        .latest_published(None, count.unwrap_or(n))
-                        .await?;
-                    Ok(self.list_reply(&heading, None, &items)?)
-                }
-                Some(ClickAction::Category {
-                    heading,
-                    category,
-                    count,
-                }) => {
-                    let items = self
-                        .store
-                        .latest_published(Some(&category), count.unwrap_or(n))
-                        .await?;
-                    Ok(self.list_reply(&heading, None, &items)?)
-                }
-                Some(ClickAction::Text(t)) => Ok(Reply::Text { content: t }),
-                None => Ok(Reply::Success),
-            },
+            Some("CLICK") => {
+                let key = msg.get("EventKey").unwrap_or("");
+                self.cached(format!("click:{key}"), self.click(key)).await
+            }
             _ => Ok(Reply::Success),
+        }
+    }
+
+    /// The answer `compute` gives, reused while nothing new was published (see `cache`).
+    async fn cached(
+        &self,
+        key: String,
+        compute: impl std::future::Future<Output = Result<Reply, CallbackError>>,
+    ) -> Result<Reply, CallbackError> {
+        let generation = self.store.published_generation();
+        if let Some(r) = self.cache.get(&key, generation) {
+            return Ok(r);
+        }
+        let reply = compute.await?;
+        self.cache.put(&key, generation, &reply);
+        Ok(reply)
+    }
+
+    /// A menu click's answer.
+    async fn click(&self, key: &str) -> Result<Reply, CallbackError> {
+        let n = self.settings.list_size;
+        match self.settings.click(key) {
+            Some(ClickAction::Latest { heading, count }) => {
+                let items = self
+                    .store
+                    .latest_published(None, count.unwrap_or(n))
+                    .await?;
+                Ok(self.list_reply(&heading, None, &items)?)
+            }
+            Some(ClickAction::Category {
+                heading,
+                category,
+                count,
+            }) => {
+                let items = self
+                    .store
+                    .latest_published(Some(&category), count.unwrap_or(n))
+                    .await?;
+                Ok(self.list_reply(&heading, None, &items)?)
+            }
+            Some(ClickAction::Text(t)) => Ok(Reply::Text { content: t }),
+            None => Ok(Reply::Success),
         }
     }
 
@@ -548,6 +615,18 @@ pub fn open_push(
         .decrypt(enc)
         .map_err(|e| CallbackError::BadRequest(format!("解密失败：{e}")))?;
     Ok((Message::parse(&plain)?, true))
+}
+
+/// Whether `msg` is probably one of WeChat's retries (see `RETRY_AGE_SECS`); a message
+/// without a readable CreateTime is treated as one (its stored answer is looked for).
+fn likely_retry(msg: &Message, now: i64) -> bool {
+    match msg
+        .get("CreateTime")
+        .and_then(|t| t.trim().parse::<i64>().ok())
+    {
+        Some(created) => now - created >= RETRY_AGE_SECS,
+        None => true,
+    }
 }
 
 fn list_item(i: &PublishedItem) -> ListItem {

@@ -84,6 +84,37 @@ pub fn fts5_query(tokens: &[String], mode: SearchMatch) -> String {
     })
 }
 
+/// The FTS5 queries of the relevance tiers of a search, most relevant first, each
+/// distinct: the words as written (the tokens in a row, a phrase) in the title; as written
+/// anywhere; every token anywhere. Within a tier the store ranks newer items first.
+pub fn relevance_tiers(tokens: &[String]) -> Vec<String> {
+    let phrase = format!(
+        "\"{}\"",
+        tokens
+            .iter()
+            .map(|t| t.replace('"', "\"\""))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut tiers = vec![format!("title : {phrase}"), phrase];
+    if tokens.len() > 1 {
+        tiers.push(fts5_query(tokens, SearchMatch::All));
+    }
+    tiers
+}
+
+/// The PostgreSQL tsquery literals of the same tiers as `relevance_tiers`: the phrase
+/// (`<->`) restricted to title lexemes (weight A), the phrase, every token.
+pub fn tsquery_tiers(tokens: &[String]) -> Vec<String> {
+    let lex: Vec<String> = tokens.iter().map(|t| lexeme(t)).collect();
+    let title: Vec<String> = lex.iter().map(|l| format!("{l}:A")).collect();
+    let mut tiers = vec![title.join(" <-> "), lex.join(" <-> ")];
+    if tokens.len() > 1 {
+        tiers.push(tsquery(tokens, SearchMatch::All));
+    }
+    tiers
+}
+
 /// A PostgreSQL tsquery literal over `tokens` (`&` for `All`, `|` for `Any`): each token
 /// is one quoted lexeme taken as is (cast with `::tsquery`, no text-search parser, so CJK
 /// bigrams stay whole whatever the database locale).
@@ -220,6 +251,31 @@ mod tests {
             fts5_query(&query_tokens("\" OR x").unwrap(), SearchMatch::All).starts_with("\"or\"")
         );
         assert_eq!(query_tokens("低保 低保").unwrap(), ["低保"]);
+    }
+
+    #[test]
+    fn tiers_go_from_the_title_phrase_to_every_word() {
+        let toks = query_tokens("养老补贴").unwrap();
+        assert_eq!(
+            relevance_tiers(&toks),
+            [
+                "title : \"养老 老补 补贴\"",
+                "\"养老 老补 补贴\"",
+                "\"养老\" AND \"老补\" AND \"补贴\""
+            ]
+        );
+        assert_eq!(
+            relevance_tiers(&query_tokens("低保").unwrap()),
+            ["title : \"低保\"", "\"低保\""]
+        );
+        assert_eq!(
+            tsquery_tiers(&toks),
+            [
+                "'养老':A <-> '老补':A <-> '补贴':A",
+                "'养老' <-> '老补' <-> '补贴'",
+                "'养老' & '老补' & '补贴'"
+            ]
+        );
     }
 
     #[test]

@@ -325,6 +325,34 @@ async fn a_retry_is_answered_the_same_without_redoing_the_work_also_after_a_rest
 }
 
 #[tokio::test]
+async fn a_retry_seconds_later_is_answered_from_the_store_and_a_click_list_follows_new_items() {
+    let app = spawn_callback_app(|_| {}).await;
+    let user = app.user(CallbackMode::Plain);
+    // WeChat's retry of a message it sent 6 s ago (it retries after 5 s without an answer).
+    let now = chrono::Utc::now().timestamp();
+    let msg = text_message("oLate", "殡葬", 501).replace(
+        &format!("<CreateTime>{now}</CreateTime>"),
+        &format!("<CreateTime>{}</CreateTime>", now - 6),
+    );
+    assert!(msg.contains(&format!("{}", now - 6)), "{msg}");
+    let click = |n: i64| event_message("oLate", "CLICK", Some("LATEST"), now + n);
+    let (_, first) = user.send(&msg).await;
+    assert!(content(&first).contains("殡葬"), "{first}");
+    let (_, list_before) = user.send(&click(1)).await;
+    let mut d = disclosure_with_body("zpmzj-2017-bz98", 1, "<p>殡葬改革惠民政策公示。</p>");
+    d["title"] = "关于殡葬惠民补贴的公示（第二批）".into();
+    d["publish_date"] = "2017-12-30".into();
+    assert!(app.post_disclosure(&d).await.status().is_success());
+    app.run_worker_until_idle().await;
+    let (_, again) = user.send(&msg).await;
+    assert_eq!(content(&again), content(&first));
+    // The menu's latest list is not served stale from memory: the new item is on it.
+    let (_, list_after) = user.send(&click(2)).await;
+    assert!(!content(&list_before).contains("第二批"), "{list_before}");
+    assert!(content(&list_after).contains("第二批"), "{list_after}");
+}
+
+#[tokio::test]
 async fn a_withdrawn_item_is_not_found_any_more() {
     let app = spawn_callback_app(|_| {}).await;
     let mut d = disclosure_with_body("zpmzj-2017-ylbt", 1, "<p>高龄老人养老补贴发放名单。</p>");
