@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use gongkai::config::Settings;
 use gongkai::store::SearchMatch;
-use gongkai::wechat_callback::search::query_tokens;
+use gongkai::wechat_callback::search::SearchQuery;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -176,13 +176,13 @@ async fn main() -> anyhow::Result<()> {
         "孤儿",
         "不存在的词",
     ] {
-        let tokens = query_tokens(q).expect("a searchable query");
+        let query = SearchQuery::parse(q).expect("a searchable query");
         // As the callback does: every word first, then any word when nothing matched.
         let search = || async {
             store.refresh_search_index().await?;
-            let mut hits = store.search_published(&tokens, SearchMatch::All, 5).await?;
-            if hits.is_empty() && tokens.len() > 1 {
-                hits = store.search_published(&tokens, SearchMatch::Any, 5).await?;
+            let mut hits = store.search_published(&query, SearchMatch::All, 5).await?;
+            if hits.is_empty() && query.tokens().len() > 1 {
+                hits = store.search_published(&query, SearchMatch::Any, 5).await?;
             }
             anyhow::Ok(hits)
         };

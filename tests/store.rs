@@ -1437,9 +1437,9 @@ async fn a_fresh_answer_is_stored_in_one_write_and_the_first_stored_answer_wins(
 
 /// Every disclosure found for `q` (up to `limit`), in order.
 async fn search_ids(store: &Arc<dyn Store>, q: &str, limit: usize) -> Vec<String> {
-    let tokens = gongkai::wechat_callback::search::query_tokens(q).expect("a query");
+    let query = gongkai::wechat_callback::search::SearchQuery::parse(q).expect("a query");
     store
-        .search_published(&tokens, SearchMatch::All, limit)
+        .search_published(&query, SearchMatch::All, limit)
         .await
         .expect("search")
         .into_iter()
@@ -1527,9 +1527,9 @@ async fn deliver_all(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 }
 
 async fn search(store: &Arc<dyn Store>, q: &str, mode: SearchMatch) -> Vec<(String, i64)> {
-    let tokens = gongkai::wechat_callback::search::query_tokens(q).expect("a query");
+    let query = gongkai::wechat_callback::search::SearchQuery::parse(q).expect("a query");
     store
-        .search_published(&tokens, mode, 10)
+        .search_published(&query, mode, 10)
         .await
         .expect("search")
         .into_iter()

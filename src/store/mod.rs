@@ -602,7 +602,7 @@ pub trait Store: Send + Sync + 'static {
     /// delivered revision on a `gov_site` channel, withdrawn ones never.
     async fn search_published(
         &self,
-        tokens: &[String],
+        query: &crate::wechat_callback::search::SearchQuery,
         mode: SearchMatch,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>>;

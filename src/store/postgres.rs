@@ -1511,20 +1511,19 @@ impl Store for PostgresStore {
 
     async fn search_published(
         &self,
-        tokens: &[String],
+        query: &crate::wechat_callback::search::SearchQuery,
         mode: SearchMatch,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>> {
-        use crate::wechat_callback::search::{tsquery, tsquery_tiers};
-        if tokens.is_empty() || limit == 0 {
+        if limit == 0 {
             return Ok(Vec::new());
         }
         // As on SQLite: relevance tiers (the phrase in the title, the phrase anywhere,
         // every token), newest first within each; the fallback (any token) by ts_rank
         // with title (A) : body (D) = 4 : 1, as SQLite's bm25(search_fts, 4.0, 1.0).
         let queries = match mode {
-            SearchMatch::All => tsquery_tiers(tokens),
-            SearchMatch::Any => vec![tsquery(tokens, mode)],
+            SearchMatch::All => query.tsquery_tiers(),
+            SearchMatch::Any => vec![query.tsquery_any()],
         };
         let order = match mode {
             SearchMatch::All => "s.publish_date DESC NULLS LAST, d.delivered_at DESC",

@@ -1588,12 +1588,11 @@ impl Store for SqliteStore {
 
     async fn search_published(
         &self,
-        tokens: &[String],
+        query: &crate::wechat_callback::search::SearchQuery,
         mode: SearchMatch,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>> {
-        use crate::wechat_callback::search::{fts5_query, relevance_tiers};
-        if tokens.is_empty() || limit == 0 {
+        if limit == 0 {
             return Ok(Vec::new());
         }
         let mut found = Vec::new();
@@ -1604,7 +1603,7 @@ impl Store for SqliteStore {
             // matches in rowid (= date) order and stops as soon as it has enough, so a
             // word found in tens of thousands of items costs no more than a rare one.
             SearchMatch::All => {
-                for tier in relevance_tiers(tokens) {
+                for tier in query.fts5_tiers() {
                     self.newest_matches(&tier, limit, &mut seen, &mut found)
                         .await?;
                     if found.len() >= limit {
@@ -1619,7 +1618,7 @@ impl Store for SqliteStore {
                     "SELECT rowid FROM search_fts WHERE search_fts MATCH $1
                      ORDER BY bm25(search_fts, 4.0, 1.0) LIMIT $2",
                 )
-                .bind(fts5_query(tokens, mode))
+                .bind(query.fts5_any())
                 .bind((limit * 20) as i64)
                 .fetch_all(&self.reader)
                 .await

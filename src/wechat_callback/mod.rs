@@ -472,7 +472,7 @@ impl Callback {
     /// Full-text search over published disclosures.
     pub async fn search(&self, query: &str) -> Result<Reply, CallbackError> {
         let q = query.trim();
-        let Some(tokens) = search::query_tokens(q) else {
+        let Some(query) = search::SearchQuery::parse(q) else {
             return Ok(Reply::Text {
                 content: self.render_not_found(q)?,
             });
@@ -481,12 +481,12 @@ impl Callback {
         let n = self.settings.list_size;
         let mut items = self
             .store
-            .search_published(&tokens, SearchMatch::All, n)
+            .search_published(&query, SearchMatch::All, n)
             .await?;
-        if items.is_empty() && tokens.len() > 1 {
+        if items.is_empty() && query.tokens().len() > 1 {
             items = self
                 .store
-                .search_published(&tokens, SearchMatch::Any, n)
+                .search_published(&query, SearchMatch::Any, n)
                 .await?;
         }
         if items.is_empty() {

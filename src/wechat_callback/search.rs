@@ -57,62 +57,120 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
-/// The tokens to search for what a person typed (repeats in a row dropped): the store
-/// first asks for all of them, and as a fallback for any. None when the query has fewer
-/// than two characters of substance.
-pub fn query_tokens(q: &str) -> Option<Vec<String>> {
-    let mut toks = tokens(q);
-    toks.dedup();
-    let substance: usize = q.chars().filter(|c| c.is_alphanumeric()).count();
-    if toks.is_empty() || substance < 2 {
-        return None;
+/// What a person typed, ready to search: the words they separated (by spaces or
+/// punctuation), each as its index tokens. The store first looks for the words as written
+/// (each word's tokens in a row), then for every token, and as a fallback for any token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    words: Vec<Vec<String>>,
+}
+
+impl SearchQuery {
+    /// None when the query has fewer than two characters of substance.
+    pub fn parse(q: &str) -> Option<SearchQuery> {
+        let substance: usize = q.chars().filter(|c| c.is_alphanumeric()).count();
+        if substance < 2 {
+            return None;
+        }
+        let mut words: Vec<Vec<String>> = Vec::new();
+        for word in q.split(|c: char| !c.is_alphanumeric()) {
+            let toks = tokens(word);
+            if !toks.is_empty() && !words.contains(&toks) {
+                words.push(toks);
+            }
+        }
+        (!words.is_empty()).then_some(SearchQuery { words })
     }
-    Some(toks)
+
+    /// Every token once, in order.
+    pub fn tokens(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in self.words.iter().flatten() {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
+    /// The FTS5 queries of the relevance tiers, most relevant first, each distinct: every
+    /// word as written (a phrase) in the title; every word as written anywhere; every
+    /// token anywhere. Within a tier the store ranks newer items first.
+    pub fn fts5_tiers(&self) -> Vec<String> {
+        let phrases: Vec<String> = self
+            .words
+            .iter()
+            .map(|w| {
+                let toks: Vec<String> = w.iter().map(|t| fts5_escape(t)).collect();
+                format!("\"{}\"", toks.join(" "))
+            })
+            .collect();
+        let all_phrases = phrases.join(" AND ");
+        let mut tiers = vec![format!("title : ({all_phrases})"), all_phrases];
+        if self.words.iter().any(|w| w.len() > 1) {
+            tiers.push(fts5_query(&self.tokens(), SearchMatch::All));
+        }
+        tiers
+    }
+
+    /// The FTS5 query of any token (the fallback).
+    pub fn fts5_any(&self) -> String {
+        fts5_query(&self.tokens(), SearchMatch::Any)
+    }
+
+    /// The PostgreSQL tsquery literals of the same tiers as `fts5_tiers`: each word's
+    /// phrase (`<->`) restricted to title lexemes (weight A), each word's phrase, every
+    /// token.
+    pub fn tsquery_tiers(&self) -> Vec<String> {
+        let phrases = |title: bool| {
+            let each: Vec<String> = self
+                .words
+                .iter()
+                .map(|w| {
+                    let lex: Vec<String> = w
+                        .iter()
+                        .map(|t| match title {
+                            true => format!("{}:A", lexeme(t)),
+                            false => lexeme(t),
+                        })
+                        .collect();
+                    match (self.words.len() > 1, w.len() > 1) {
+                        (true, true) => format!("({})", lex.join(" <-> ")),
+                        _ => lex.join(" <-> "),
+                    }
+                })
+                .collect();
+            each.join(" & ")
+        };
+        let mut tiers = vec![phrases(true), phrases(false)];
+        if self.words.iter().any(|w| w.len() > 1) {
+            tiers.push(tsquery(&self.tokens(), SearchMatch::All));
+        }
+        tiers
+    }
+
+    /// The tsquery of any token (the fallback).
+    pub fn tsquery_any(&self) -> String {
+        tsquery(&self.tokens(), SearchMatch::Any)
+    }
+}
+
+/// A token quoted for FTS5. Tokens are letters and digits only, so quoting cannot be
+/// escaped from; doubling any quote keeps that true whatever the caller passes.
+fn fts5_escape(t: &str) -> String {
+    t.replace('"', "\"\"")
 }
 
 /// The SQLite FTS5 query over `tokens` (AND for `All`, OR for `Any`).
 pub fn fts5_query(tokens: &[String], mode: SearchMatch) -> String {
-    // Tokens are letters and digits only, so quoting cannot be escaped from; doubling any
-    // quote keeps that true whatever the caller passes.
     let quoted: Vec<String> = tokens
         .iter()
-        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .map(|t| format!("\"{}\"", fts5_escape(t)))
         .collect();
     quoted.join(match mode {
         SearchMatch::All => " AND ",
         SearchMatch::Any => " OR ",
     })
-}
-
-/// The FTS5 queries of the relevance tiers of a search, most relevant first, each
-/// distinct: the words as written (the tokens in a row, a phrase) in the title; as written
-/// anywhere; every token anywhere. Within a tier the store ranks newer items first.
-pub fn relevance_tiers(tokens: &[String]) -> Vec<String> {
-    let phrase = format!(
-        "\"{}\"",
-        tokens
-            .iter()
-            .map(|t| t.replace('"', "\"\""))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let mut tiers = vec![format!("title : {phrase}"), phrase];
-    if tokens.len() > 1 {
-        tiers.push(fts5_query(tokens, SearchMatch::All));
-    }
-    tiers
-}
-
-/// The PostgreSQL tsquery literals of the same tiers as `relevance_tiers`: the phrase
-/// (`<->`) restricted to title lexemes (weight A), the phrase, every token.
-pub fn tsquery_tiers(tokens: &[String]) -> Vec<String> {
-    let lex: Vec<String> = tokens.iter().map(|t| lexeme(t)).collect();
-    let title: Vec<String> = lex.iter().map(|l| format!("{l}:A")).collect();
-    let mut tiers = vec![title.join(" <-> "), lex.join(" <-> ")];
-    if tokens.len() > 1 {
-        tiers.push(tsquery(tokens, SearchMatch::All));
-    }
-    tiers
 }
 
 /// A PostgreSQL tsquery literal over `tokens` (`&` for `All`, `|` for `Any`): each token
@@ -229,58 +287,57 @@ mod tests {
         assert_eq!(index_text("养老补贴，殡葬"), "养老 老补 补贴 殡葬");
     }
 
-    #[test]
-    fn queries_need_two_characters() {
-        assert_eq!(query_tokens("低"), None);
-        assert_eq!(query_tokens("  ？"), None);
-        let toks = query_tokens("养老补贴").unwrap();
-        assert_eq!(toks, ["养老", "老补", "补贴"]);
-        assert_eq!(
-            fts5_query(&toks, SearchMatch::All),
-            "\"养老\" AND \"老补\" AND \"补贴\""
-        );
-        assert_eq!(
-            fts5_query(&toks, SearchMatch::Any),
-            "\"养老\" OR \"老补\" OR \"补贴\""
-        );
-        assert_eq!(
-            fts5_query(&query_tokens("低保").unwrap(), SearchMatch::All),
-            "\"低保\""
-        );
-        assert!(
-            fts5_query(&query_tokens("\" OR x").unwrap(), SearchMatch::All).starts_with("\"or\"")
-        );
-        assert_eq!(query_tokens("低保 低保").unwrap(), ["低保"]);
+    fn q(s: &str) -> SearchQuery {
+        SearchQuery::parse(s).unwrap()
     }
 
     #[test]
-    fn tiers_go_from_the_title_phrase_to_every_word() {
-        let toks = query_tokens("养老补贴").unwrap();
+    fn queries_need_two_characters() {
+        assert_eq!(SearchQuery::parse("低"), None);
+        assert_eq!(SearchQuery::parse("  ？"), None);
+        assert_eq!(q("养老补贴").tokens(), ["养老", "老补", "补贴"]);
+        assert_eq!(q("低保 低保").tokens(), ["低保"]);
+        assert_eq!(q("低保 低保资金").tokens(), ["低保", "保资", "资金"]);
+        assert_eq!(q("养老补贴").fts5_any(), "\"养老\" OR \"老补\" OR \"补贴\"");
+        assert!(q("\" OR x").fts5_any().starts_with("\"or\""));
+    }
+
+    #[test]
+    fn tiers_go_from_the_words_in_the_title_to_every_token() {
         assert_eq!(
-            relevance_tiers(&toks),
+            q("养老补贴").fts5_tiers(),
             [
-                "title : \"养老 老补 补贴\"",
+                "title : (\"养老 老补 补贴\")",
                 "\"养老 老补 补贴\"",
                 "\"养老\" AND \"老补\" AND \"补贴\""
             ]
         );
+        assert_eq!(q("低保").fts5_tiers(), ["title : (\"低保\")", "\"低保\""]);
+        // Words typed apart are each a phrase; they need not be next to each other.
         assert_eq!(
-            relevance_tiers(&query_tokens("低保").unwrap()),
-            ["title : \"低保\"", "\"低保\""]
+            q("菁城街道，低保").fts5_tiers()[..2],
+            [
+                "title : (\"菁城 城街 街道\" AND \"低保\")",
+                "\"菁城 城街 街道\" AND \"低保\""
+            ]
         );
         assert_eq!(
-            tsquery_tiers(&toks),
+            q("养老补贴").tsquery_tiers(),
             [
                 "'养老':A <-> '老补':A <-> '补贴':A",
                 "'养老' <-> '老补' <-> '补贴'",
                 "'养老' & '老补' & '补贴'"
             ]
         );
+        assert_eq!(
+            q("菁城街道 低保").tsquery_tiers()[1],
+            "('菁城' <-> '城街' <-> '街道') & '低保'"
+        );
     }
 
     #[test]
     fn postgres_literals_quote_every_token() {
-        let toks = query_tokens("养老补贴").unwrap();
+        let toks = q("养老补贴").tokens();
         assert_eq!(tsquery(&toks, SearchMatch::All), "'养老' & '老补' & '补贴'");
         assert_eq!(tsquery(&toks, SearchMatch::Any), "'养老' | '老补' | '补贴'");
         assert_eq!(tsquery(&["it's".to_string()], SearchMatch::All), "'it''s'");
