@@ -6,6 +6,7 @@
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -154,6 +155,15 @@ impl Application {
                 settings.clone(),
                 self.state.ledger.store.clone(),
                 crate::channel::wechat::STALENESS_LOG_EVERY,
+                stop_rx.clone(),
+            ));
+        }
+        // The answers kept for WeChat's retries are forgotten after a while.
+        if !self.state.wechat.by_channel.is_empty() {
+            tokio::spawn(crate::wechat_callback::purge_old_answers(
+                self.state.ledger.store.clone(),
+                settings.wechat_callback.keep_answers,
+                Duration::from_secs(3600),
                 stop_rx.clone(),
             ));
         }

@@ -1433,6 +1433,21 @@ async fn a_fresh_answer_is_stored_in_one_write_and_the_first_stored_answer_wins(
             .unwrap(),
         MessageClaim::Answered("<B/>".to_string())
     );
+    // Old records are forgotten (received before t(5): f1 of both accounts), newer kept.
+    assert_eq!(a.purge_wechat_messages(t(5)).await.unwrap(), 2);
+    assert_eq!(b.purge_wechat_messages(t(5)).await.unwrap(), 0);
+    assert_eq!(
+        b.claim_wechat_message("wx1", "f1", t(30), lease)
+            .await
+            .unwrap(),
+        MessageClaim::New
+    );
+    assert_eq!(
+        b.claim_wechat_message("wx1", "f2", t(30), lease)
+            .await
+            .unwrap(),
+        MessageClaim::Answered("<B/>".to_string())
+    );
 }
 
 /// Every disclosure found for `q` (up to `limit`), in order.

@@ -582,6 +582,10 @@ pub trait Store: Send + Sync + 'static {
     /// not seen here (the cache also expires them after a short time).
     fn published_generation(&self) -> u64;
 
+    /// Forgets the messages received before `before` (WeChat retries within seconds; the
+    /// records only need to outlive a restart). The number forgotten.
+    async fn purge_wechat_messages(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Stores the plain reply body of a claimed message.
     async fn answer_wechat_message(
         &self,

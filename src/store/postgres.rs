@@ -1415,6 +1415,18 @@ impl Store for PostgresStore {
         self.published.get()
     }
 
+    async fn purge_wechat_messages(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        // Index wechat_messages_received_at (migration 0009).
+        Ok(
+            sqlx::query("DELETE FROM wechat_messages WHERE received_at < $1")
+                .bind(ms(before))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| other(e, "forgetting old WeChat messages"))?
+                .rows_affected(),
+        )
+    }
+
     async fn answer_wechat_message(
         &self,
         appid: &str,

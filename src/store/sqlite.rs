@@ -1490,6 +1490,32 @@ impl Store for SqliteStore {
         self.published.get()
     }
 
+    async fn purge_wechat_messages(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        // Rows come in time order, so the oldest rowids are the old records: small batches
+        // from the start of the table (no index on received_at to keep up on every
+        // answer), so the writer is never held for long.
+        let mut purged = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let n = sqlx::query(
+                "DELETE FROM wechat_messages WHERE rowid IN (
+                     SELECT rowid FROM (SELECT rowid, received_at FROM wechat_messages
+                                        ORDER BY rowid LIMIT 2000)
+                     WHERE received_at < $1)",
+            )
+            .bind(ms(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| other(e, "forgetting old WeChat messages"))?
+            .rows_affected();
+            commit(tx).await?;
+            purged += n;
+            if n < 2000 {
+                return Ok(purged);
+            }
+        }
+    }
+
     async fn answer_wechat_message(
         &self,
         appid: &str,

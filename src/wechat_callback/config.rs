@@ -48,6 +48,10 @@ pub struct WechatCallbackSettings {
     /// another instance's changes show). 0 = compute every answer.
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// How long the answers kept for WeChat's retries are kept (WeChat retries within
+    /// 15 s; a day also covers a restart). Older ones are forgotten every hour.
+    #[serde(with = "humantime_serde")]
+    pub keep_answers: Duration,
     /// Templates of the replies (relative to templates_dir).
     pub templates: ReplyTemplates,
     /// The custom menu (`gongkai menu push`) and what each `click` button answers.
@@ -66,6 +70,7 @@ impl Default for WechatCallbackSettings {
             reply_budget: Duration::from_secs(4),
             list_size: 5,
             cache_ttl: Duration::from_secs(1),
+            keep_answers: Duration::from_secs(24 * 3600),
             templates: ReplyTemplates::default(),
             menu: Vec::new(),
         }
@@ -222,6 +227,12 @@ impl WechatCallbackSettings {
         }
         if self.list_size == 0 || self.list_size > 20 {
             p.push("wechat_callback.list_size：应在 1 到 20 之间".into());
+        }
+        if self.keep_answers < Duration::from_secs(60) {
+            p.push(format!(
+                "wechat_callback.keep_answers = {:?}：至少 1 分钟（微信在 15 秒内重试，答复须保留到重试结束）",
+                self.keep_answers
+            ));
         }
         if self.cache_ttl > Duration::from_secs(60) {
             p.push(format!(

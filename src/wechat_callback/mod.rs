@@ -585,6 +585,30 @@ impl Callback {
     }
 }
 
+/// Forgets the answers kept for WeChat's retries once they are older than `keep`: at
+/// start and every `every` until `stop`. A failure only logs (the next round tries again).
+pub async fn purge_old_answers(
+    store: Arc<dyn Store>,
+    keep: Duration,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let before = Utc::now() - chrono::Duration::from_std(keep).unwrap_or_default();
+        match store.purge_wechat_messages(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "forgot old WeChat answers"),
+            Err(e) => {
+                tracing::warn!(error.message = %e, "forgetting old WeChat answers failed")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// The message inside a push body whose query signature and timestamp were already
 /// checked: DTDs refused, the XML parsed, and in 兼容/安全 mode (`encrypt_type=aes`) the
 /// `msg_signature` over `Encrypt` verified, decrypted, the appid checked and the inner XML
