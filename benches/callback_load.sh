@@ -18,6 +18,7 @@ THREADS=${THREADS:-2}
 PORT=${PORT:-18089}
 QUERY=${QUERY:-低保}
 # Distinct encrypted messages per safe-mode scenario (each request must be a new message).
+# DURATION must be in seconds (e.g. 10s).
 SAFE_COUNT=${SAFE_COUNT:-150000}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,8 +62,15 @@ action = "latest"
 count = 5
 TOML
 
-echo "== request bodies: $SAFE_COUNT distinct encrypted messages per safe-mode scenario"
-"$gen" "$work/req" "$token" "$appid" "$aes_key" "$SAFE_COUNT" LATEST "$QUERY"
+# Each scenario's bodies are made just before its run, with CreateTime at the run's end:
+# WeChat pushes a message milliseconds after its CreateTime, and the callback takes one
+# created 3 s or more before for a retry of an earlier push (looked up before any work).
+secs=${DURATION%s}
+make_requests() {
+  "$gen" "$work/req" "$token" "$appid" "$aes_key" "$SAFE_COUNT" LATEST "$QUERY" \
+    "$(( $(date +%s) + secs + 5 ))" "$1"
+}
+make_requests plain_click
 
 echo "== starting gongkai serve on 127.0.0.1:$PORT"
 RUST_LOG=${RUST_LOG:-warn} "$bin" --config "$store/config.toml" serve >"$work/serve.log" 2>&1 &
@@ -90,6 +98,7 @@ sample() {
 printf '\n%-12s %9s %9s %8s %8s %8s %12s %9s %7s\n' scenario requests req/s p50_ms p99_ms max_ms cpu_us/req rss_MB errors
 results=()
 for s in plain_click plain_text safe_click safe_text; do
+  make_requests "$s"
   echo "-- $s sample answer: $(sample "$work/req/$s.txt")" >&2
   before=$(cpu_ticks)
   out=$(CB_REQS="$work/req/$s.txt" CB_THREADS=$THREADS wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \

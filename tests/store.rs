@@ -1433,6 +1433,19 @@ async fn a_fresh_answer_is_stored_in_one_write_and_the_first_stored_answer_wins(
             .unwrap(),
         MessageClaim::Answered("<B/>".to_string())
     );
+    // Many requests for one message at once (batched together on SQLite): one answer.
+    let given = futures::future::join_all((0..20).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move {
+            store
+                .record_wechat_answer("wx1", "f3", &format!("<R{i}/>"), t(12), lease)
+                .await
+                .unwrap()
+                .expect("an answer")
+        }
+    }))
+    .await;
+    assert!(given.iter().all(|g| *g == given[0]), "{given:?}");
     // Old records are forgotten (received before t(5): f1 of both accounts), newer kept.
     assert_eq!(a.purge_wechat_messages(t(5)).await.unwrap(), 2);
     assert_eq!(b.purge_wechat_messages(t(5)).await.unwrap(), 0);

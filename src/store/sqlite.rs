@@ -171,9 +171,10 @@ async fn refresh_report_item(
 pub struct SqliteStore {
     pub(super) writer: SqlitePool,
     pub(super) reader: SqlitePool,
-    /// Completions and payloads of concurrent attempts, and the callback's answers,
-    /// committed together (group commit).
+    /// Completions and payloads of concurrent attempts, committed together (group commit).
     group: mpsc::Sender<GroupedWrite>,
+    /// The callback's answers, stored a batch per statement (`answer_batches`).
+    answers: mpsc::Sender<AnswerJob>,
     published: Arc<PublishedGeneration>,
 }
 
@@ -194,39 +195,123 @@ enum GroupedWrite {
         payload_sha256: String,
         reply: oneshot::Sender<StoreResult<()>>,
     },
-    /// `record_wechat_answer`: the callback's answers arrive thousands a second under a
-    /// burst of menu clicks; each shares its transaction with the others.
-    Answer {
-        appid: String,
-        key: String,
-        body: String,
-        now_ms: i64,
-        stale_ms: i64,
-        reply: oneshot::Sender<StoreResult<Option<String>>>,
-    },
-}
-
-/// What a grouped write returns to its caller.
-enum Grouped {
-    Done,
-    Answer(Option<String>),
 }
 
 impl GroupedWrite {
-    fn reply(self, result: StoreResult<Grouped>) {
+    fn reply(self, result: StoreResult<()>) {
+        let reply = match self {
+            GroupedWrite::Complete { reply, .. } | GroupedWrite::Payload { reply, .. } => reply,
+        };
         // The caller may have gone (a shutdown); the write stands either way.
-        match self {
-            GroupedWrite::Complete { reply, .. } | GroupedWrite::Payload { reply, .. } => {
-                let _ = reply.send(result.map(|_| ()));
+        let _ = reply.send(result);
+    }
+}
+
+/// `record_wechat_answer`: under a burst of menu clicks the callback's answers arrive
+/// thousands a second. What costs is not SQLite but each statement's trip to the
+/// connection's thread and back, so a batch of answers is one multi-row statement.
+struct AnswerJob {
+    appid: String,
+    key: String,
+    body: String,
+    now_ms: i64,
+    stale_ms: i64,
+    reply: oneshot::Sender<StoreResult<Option<String>>>,
+}
+
+/// How many answers one statement takes at most (5 parameters each).
+const MAX_ANSWERS: usize = 256;
+
+/// Takes answers as they come and stores each batch with one statement; when idle, an
+/// answer waits for nobody.
+async fn answer_batches(writer: SqlitePool, mut rx: mpsc::Receiver<AnswerJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_ANSWERS {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
             }
-            GroupedWrite::Answer { reply, .. } => {
-                let _ = reply.send(result.map(|g| match g {
-                    Grouped::Answer(a) => a,
-                    Grouped::Done => None,
-                }));
+        }
+        match record_answers(&writer, &jobs).await {
+            Ok(stored) => {
+                for job in jobs {
+                    let given = stored
+                        .get(&(job.appid, job.key))
+                        .cloned()
+                        .unwrap_or_default();
+                    let _ = job.reply.send(Ok(given));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Other(anyhow!("{msg}"))));
+                }
             }
         }
     }
+}
+
+/// One statement for a batch of answers (see `RECORD_ANSWER_SQL`, the one-row form): each
+/// message once (a message twice in the batch counts twice), the reply to give by
+/// (appid, key). A claim counts as stale by the batch's earliest lease.
+async fn record_answers(
+    writer: &SqlitePool,
+    jobs: &[AnswerJob],
+) -> StoreResult<HashMap<(String, String), Option<String>>> {
+    let mut first: Vec<(&AnswerJob, i64)> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match first
+            .iter_mut()
+            .find(|(j, _)| j.appid == job.appid && j.key == job.key)
+        {
+            Some((_, times)) => *times += 1,
+            None => first.push((job, 1)),
+        }
+    }
+    let stale_ms = jobs.iter().map(|j| j.stale_ms).min().unwrap_or(0);
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO wechat_messages
+             (appid, dedupe_key, reply, received_at, answered_at, times_received) ",
+    );
+    q.push_values(&first, |mut row, (job, times)| {
+        row.push_bind(&job.appid)
+            .push_bind(&job.key)
+            .push_bind(&job.body)
+            .push_bind(job.now_ms)
+            .push_bind(job.now_ms)
+            .push_bind(*times);
+    });
+    q.push(
+        " ON CONFLICT (appid, dedupe_key) DO UPDATE SET
+             times_received = wechat_messages.times_received + excluded.times_received,
+             reply = CASE WHEN wechat_messages.reply IS NULL AND wechat_messages.received_at < ",
+    )
+    .push_bind(stale_ms)
+    .push(
+        " THEN excluded.reply ELSE wechat_messages.reply END,
+             answered_at = CASE WHEN wechat_messages.reply IS NULL
+                                     AND wechat_messages.received_at < ",
+    )
+    .push_bind(stale_ms)
+    .push(
+        " THEN excluded.answered_at ELSE wechat_messages.answered_at END
+         RETURNING appid, dedupe_key, reply",
+    );
+    let rows = q
+        .build()
+        .fetch_all(writer)
+        .await
+        .map_err(|e| other(e, "storing WeChat answers"))?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        out.insert(
+            (col(r, "appid")?, col(r, "dedupe_key")?),
+            col::<Option<String>>(r, "reply")?,
+        );
+    }
+    Ok(out)
 }
 
 /// Takes grouped writes as they come and commits each batch in one transaction: under load
@@ -273,28 +358,14 @@ async fn run_group(writer: &SqlitePool, jobs: Vec<GroupedWrite>) {
     let mut results = Vec::with_capacity(jobs.len());
     for job in &jobs {
         results.push(match job {
-            GroupedWrite::Complete { completion, .. } => complete_in(&mut tx, completion)
-                .await
-                .map(|_| Grouped::Done),
+            GroupedWrite::Complete { completion, .. } => complete_in(&mut tx, completion).await,
             GroupedWrite::Payload {
                 delivery_id,
                 claim_token,
                 payload,
                 payload_sha256,
                 ..
-            } => payload_in(&mut tx, *delivery_id, claim_token, payload, payload_sha256)
-                .await
-                .map(|_| Grouped::Done),
-            GroupedWrite::Answer {
-                appid,
-                key,
-                body,
-                now_ms,
-                stale_ms,
-                ..
-            } => answer_in(&mut tx, appid, key, body, *now_ms, *stale_ms)
-                .await
-                .map(Grouped::Answer),
+            } => payload_in(&mut tx, *delivery_id, claim_token, payload, payload_sha256).await,
         });
     }
     match tx.commit().await {
@@ -362,10 +433,13 @@ impl SqliteStore {
         let (group, rx) = mpsc::channel(4 * MAX_GROUP);
         let published = Arc::new(PublishedGeneration::default());
         tokio::spawn(group_commit(writer.clone(), rx, published.clone()));
+        let (answers, rx) = mpsc::channel(4 * MAX_ANSWERS);
+        tokio::spawn(answer_batches(writer.clone(), rx));
         Ok(SqliteStore {
             writer,
             reader,
             group,
+            answers,
             published,
         })
     }
@@ -374,10 +448,10 @@ impl SqliteStore {
         begin_write(&self.writer).await
     }
 
-    async fn grouped<T>(
+    async fn grouped(
         &self,
-        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> GroupedWrite,
-    ) -> StoreResult<T> {
+        make: impl FnOnce(oneshot::Sender<StoreResult<()>>) -> GroupedWrite,
+    ) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         self.group
             .send(make(reply))
@@ -1475,15 +1549,21 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> StoreResult<Option<String>> {
         let now_ms = ms(now);
-        self.grouped(|tx| GroupedWrite::Answer {
-            appid: appid.to_string(),
-            key: key.to_string(),
-            body: reply.to_string(),
-            now_ms,
-            stale_ms: now_ms - i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
-            reply: tx,
-        })
-        .await
+        let (tx, answer) = oneshot::channel();
+        self.answers
+            .send(AnswerJob {
+                appid: appid.to_string(),
+                key: key.to_string(),
+                body: reply.to_string(),
+                now_ms,
+                stale_ms: now_ms - i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+                reply: tx,
+            })
+            .await
+            .map_err(|_| StoreError::Other(anyhow!("the answer-batch task has stopped")))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Other(anyhow!("the answer-batch task dropped an answer")))?
     }
 
     fn published_generation(&self) -> u64 {
@@ -1822,27 +1902,7 @@ fn published_items(rows: &[SqliteRow], limit: usize) -> StoreResult<Vec<Publishe
     Ok(out)
 }
 
-/// `record_wechat_answer`, inside a group's transaction: one statement.
-async fn answer_in(
-    tx: &mut Transaction<'static, Sqlite>,
-    appid: &str,
-    key: &str,
-    body: &str,
-    now_ms: i64,
-    stale_ms: i64,
-) -> StoreResult<Option<String>> {
-    sqlx::query_scalar(RECORD_ANSWER_SQL)
-        .bind(appid)
-        .bind(key)
-        .bind(body)
-        .bind(now_ms)
-        .bind(stale_ms)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(|e| other(e, "storing a WeChat answer"))
-}
-
-/// `record_wechat_answer` (the same on both backends): insert the answered message, or
+/// `record_wechat_answer`, one row (PostgreSQL; SQLite batches it, `record_answers`): insert the answered message, or
 /// count the request and give back the stored reply; a claim whose instance died (no
 /// reply after the lease) takes this answer.
 pub(super) const RECORD_ANSWER_SQL: &str =
