@@ -87,8 +87,8 @@ impl Application {
             metrics,
             state: AppState {
                 ledger,
-                token: Some(token),
-                screens,
+                token: Some(Arc::new(token)),
+                screens: Arc::new(screens),
                 wechat,
             },
             worker,
@@ -118,7 +118,7 @@ impl Application {
 
     /// The LED screens, by channel name.
     pub fn screens(&self) -> crate::led::Screens {
-        self.state.screens.clone()
+        (*self.state.screens).clone()
     }
 
     /// Serves the API and (if enabled) runs the worker until `shutdown` turns true. If
@@ -137,7 +137,7 @@ impl Application {
         // only logs; it never stops the daemon).
         if settings.worker.enabled && !self.state.screens.is_empty() {
             tokio::spawn(crate::led::run_refresh(
-                self.state.screens.clone(),
+                (*self.state.screens).clone(),
                 self.state.ledger.store.clone(),
                 stop_rx.clone(),
             ));

@@ -4,6 +4,12 @@ use clap::Parser;
 
 use gongkai::cli::{Cli, Command};
 
+/// mimalloc instead of glibc's malloc: under a burst of WeChat callbacks the daemon spent
+/// about 15% of its CPU in glibc's malloc/free (consolidation and chunk unlinking) over
+/// many small, short-lived strings (perf; see docs/next-steps.md, issue 4).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

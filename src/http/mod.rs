@@ -23,11 +23,13 @@ use crate::store::{DeliveryFilter, StoreError};
 use crate::wechat_callback::{CallbackError, Signed};
 
 #[derive(Clone)]
+///
+/// Cloned for every request (axum's `State`): every field is an `Arc` or holds them.
 pub struct AppState {
     pub ledger: Arc<Ledger>,
-    pub token: Option<Secret>,
+    pub token: Option<Arc<Secret>>,
     /// LED screens whose feed `GET /led/{screen}/feed` serves.
-    pub screens: crate::led::Screens,
+    pub screens: Arc<crate::led::Screens>,
     /// WeChat callbacks: `/wechat/{channel}/callback` and `[wechat_callback].path`.
     pub wechat: crate::wechat_callback::Callbacks,
 }
@@ -75,7 +77,7 @@ fn wechat_routes(state: &AppState) -> Router<AppState> {
         get(wechat_echo_channel).post(wechat_push_channel),
     );
     let path = state.wechat.path.clone();
-    if !path.is_empty() && path != "/wechat/{channel}/callback" {
+    if !path.is_empty() && &*path != "/wechat/{channel}/callback" {
         r = r.route(&path, get(wechat_echo).post(wechat_push));
     }
     r.layer(DefaultBodyLimit::max(state.wechat.max_body_bytes.max(1)))
@@ -498,7 +500,7 @@ struct FeedQuery {
 async fn list_screens(State(state): State<AppState>) -> Result<Response, ApiError> {
     let now = chrono::Utc::now();
     let mut out = Vec::new();
-    for (name, screen) in &state.screens {
+    for (name, screen) in state.screens.iter() {
         let feed = screen.current(now).await;
         out.push(json!({
             "name": name,

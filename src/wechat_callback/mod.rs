@@ -108,8 +108,8 @@ pub struct Callback {
 #[derive(Clone, Default)]
 pub struct Callbacks {
     pub by_channel: Arc<HashMap<String, Arc<Callback>>>,
-    pub path: String,
-    pub default_channel: String,
+    pub path: Arc<str>,
+    pub default_channel: Arc<str>,
     pub max_body_bytes: usize,
 }
 
@@ -143,15 +143,15 @@ impl Callbacks {
         }
         Ok(Callbacks {
             by_channel: Arc::new(by_channel),
-            path: cb.path.clone(),
-            default_channel: cb.channel.clone(),
+            path: cb.path.as_str().into(),
+            default_channel: cb.channel.as_str().into(),
             max_body_bytes: cb.max_body_bytes,
         })
     }
 
     pub fn get(&self, channel: Option<&str>) -> Option<&Arc<Callback>> {
         self.by_channel
-            .get(channel.unwrap_or(self.default_channel.as_str()))
+            .get(channel.unwrap_or(&self.default_channel))
     }
 }
 
