@@ -214,15 +214,19 @@ impl SqliteStore {
 
     pub(super) async fn console_list_disclosures(
         &self,
+        department: &str,
         q: &DisclosureQuery,
     ) -> StoreResult<Vec<StoredDisclosure>> {
         let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, \
-             s.formed_date, s.content_hash, s.json, s.submitted_by, s.received_at, \
-             s.withdrawn_at, s.withdrawn_by, s.withdraw_reason FROM disclosures s \
+            "SELECT s.department, s.disclosure_id, s.revision, s.title, s.category, \
+             s.publish_date, s.formed_date, s.content_hash, s.json, s.submitted_by, \
+             s.received_at, s.withdrawn_at, s.withdrawn_by, s.withdraw_reason \
+             FROM disclosures s \
              WHERE s.revision = (SELECT MAX(x.revision) FROM disclosures x \
-             WHERE x.disclosure_id = s.disclosure_id)",
+             WHERE x.department = s.department AND x.disclosure_id = s.disclosure_id) \
+             AND s.department = ",
         );
+        b.push_bind(department.to_string());
         if let Some(from) = q.received_from {
             b.push(" AND s.received_at >= ").push_bind(ms(from));
         }
@@ -263,11 +267,16 @@ impl SqliteStore {
         rows.iter().map(disclosure_from_row).collect()
     }
 
-    pub(super) async fn console_count_deliveries(&self) -> StoreResult<Vec<DeliveryCount>> {
+    pub(super) async fn console_count_deliveries(
+        &self,
+        department: Option<&str>,
+    ) -> StoreResult<Vec<DeliveryCount>> {
         let rows = sqlx::query(
             "SELECT channel, status, COUNT(*) AS n FROM deliveries
+             WHERE $1 IS NULL OR department = $1
              GROUP BY channel, status ORDER BY channel, status",
         )
+        .bind(department)
         .fetch_all(&self.reader)
         .await
         .map_err(|e| other(e, "counting deliveries"))?;
@@ -282,12 +291,16 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn console_last_delivered(&self) -> StoreResult<Vec<LastDelivered>> {
+    pub(super) async fn console_last_delivered(
+        &self,
+        department: &str,
+    ) -> StoreResult<Vec<LastDelivered>> {
         let rows = sqlx::query(
             "SELECT channel, MAX(delivered_at) AS at FROM deliveries
-             WHERE action = 'publish' AND delivered_at IS NOT NULL
+             WHERE department = $1 AND action = 'publish' AND delivered_at IS NOT NULL
              GROUP BY channel ORDER BY channel",
         )
+        .bind(department)
         .fetch_all(&self.reader)
         .await
         .map_err(|e| other(e, "finding the last delivery per channel"))?;
