@@ -370,7 +370,11 @@ async fn withdraw_confirm(
     Path(id): Path<String>,
 ) -> Result<Html<String>, ConsoleError> {
     session.require_withdraw_right()?;
-    let d = state.ledger.store.get_disclosure(&id, None).await?;
+    let d = state
+        .ledger
+        .store
+        .get_disclosure(state.ledger.department(), &id, None)
+        .await?;
     render(
         "withdraw.html.j2",
         context! {
@@ -436,7 +440,11 @@ struct ReportQuery {
 }
 
 async fn build_report(state: &AppState, year: i32) -> Result<report::YearReport, ConsoleError> {
-    let groups = state.ledger.store.published_groups().await?;
+    let groups = state
+        .ledger
+        .store
+        .published_groups(state.ledger.department())
+        .await?;
     let calendar = state.ledger.settings.calendar();
     Ok(report::build(
         &state.ledger.settings,

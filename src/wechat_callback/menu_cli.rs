@@ -11,8 +11,8 @@ use anyhow::Context;
 use crate::channel::wechat::Wechat;
 use crate::config::{ChannelSpec, Problems, Settings};
 
-async fn client(config: &Path) -> anyhow::Result<(Settings, Wechat)> {
-    let settings = Settings::load(config)?;
+async fn client(config: &Path, department: &str) -> anyhow::Result<(Settings, Wechat)> {
+    let settings = Settings::load(config)?.for_department(department)?;
     let name = settings.wechat_callback.channel.clone();
     let Some(ChannelSpec::Wechat(cfg)) = settings.channels.channels.get(&name) else {
         anyhow::bail!("[wechat_callback] channel = {name:?}：没有这个微信渠道（channels/{name}.toml，kind = \"wechat\"）");
@@ -25,8 +25,8 @@ async fn client(config: &Path) -> anyhow::Result<(Settings, Wechat)> {
 }
 
 /// Checks the menu (WeChat's limits) and creates it.
-pub async fn push(config: &Path) -> anyhow::Result<()> {
-    let (settings, w) = client(config).await?;
+pub async fn push(config: &Path, department: &str) -> anyhow::Result<()> {
+    let (settings, w) = client(config, department).await?;
     let cb = &settings.wechat_callback;
     let codes: Vec<String> = settings.categories.iter().map(|c| c.code.clone()).collect();
     let problems = super::config::menu_problems(&cb.menu, &codes);
@@ -47,8 +47,8 @@ pub async fn push(config: &Path) -> anyhow::Result<()> {
 }
 
 /// Prints the menu WeChat has.
-pub async fn show(config: &Path) -> anyhow::Result<()> {
-    let (_, w) = client(config).await?;
+pub async fn show(config: &Path, department: &str) -> anyhow::Result<()> {
+    let (_, w) = client(config, department).await?;
     let v = w
         .get_api("/cgi-bin/menu/get")
         .await
