@@ -62,7 +62,7 @@ impl Application {
             let renderer = view
                 .renderer()
                 .map_err(|p| build_error(view, anyhow::Error::new(Problems(p))))?;
-            let registry = Registry::build_with_store(&view.channels, &code, store.clone())
+            let registry = Registry::build_for_department(&view.channels, &code, store.clone())
                 .map_err(|e| build_error(view, e.context("建立渠道")))?;
             let screens = registry.screens().clone();
             crate::led::restore(store.as_ref(), view, &screens)
@@ -90,7 +90,7 @@ impl Application {
             .refresh_search_index()
             .await
             .context("更新公开信息检索索引")?;
-        let worker = Arc::new(Worker::new(
+        let worker = Arc::new(Worker::for_departments(
             store,
             worker_departments,
             settings.clone(),

@@ -824,10 +824,7 @@ impl Settings {
         let mut out = Vec::new();
         for dir in dirs {
             let Some(code) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
-                problems.push(format!(
-                    "{}：部门目录名不是有效的 UTF-8",
-                    dir.display()
-                ));
+                problems.push(format!("{}：部门目录名不是有效的 UTF-8", dir.display()));
                 continue;
             };
             if let Err(e) = check_department_code(&code) {
@@ -874,7 +871,9 @@ impl Settings {
         let mut errs = Vec::new();
         let name = f.name.unwrap_or_default();
         if name.trim().is_empty() {
-            errs.push(format!("{at}：name：须写部门名称，如 name = \"福州市民政局\""));
+            errs.push(format!(
+                "{at}：name：须写部门名称，如 name = \"福州市民政局\""
+            ));
         }
         let publisher = f.publisher.unwrap_or_default();
         if publisher.trim().is_empty() {
@@ -1144,7 +1143,9 @@ impl Settings {
 /// Every department's API token, read now (`serve`, `check-config`): each must be
 /// configured and readable, and no two departments may have the same token, since the
 /// token is what says which department a request is for. Problems name the department.
-pub fn department_tokens(views: &[Arc<Settings>]) -> Result<Vec<(Secret, Arc<Settings>)>, Vec<String>> {
+pub fn department_tokens(
+    views: &[Arc<Settings>],
+) -> Result<Vec<(Secret, Arc<Settings>)>, Vec<String>> {
     let mut out: Vec<(Secret, Arc<Settings>)> = Vec::new();
     let mut problems = Vec::new();
     for v in views {
@@ -1174,7 +1175,6 @@ pub fn department_tokens(views: &[Arc<Settings>]) -> Result<Vec<(Secret, Arc<Set
 }
 
 impl Settings {
-
     pub fn instance_id(&self) -> String {
         self.worker.instance_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname")

@@ -18,6 +18,8 @@ use gongkai::store::{
 use tempfile::TempDir;
 
 const LEASE: Duration = Duration::from_secs(60);
+/// The department of the tests that are not about departments.
+const DEPT: &str = gongkai::store::DEFAULT_DEPARTMENT;
 
 #[path = "support/pg.rs"]
 mod pg;
@@ -121,7 +123,10 @@ async fn ingest(
     channels: &[&str],
     now: DateTime<Utc>,
 ) -> Vec<i64> {
-    match store.insert_disclosure(&new, &to(channels), now).await {
+    match store
+        .insert_disclosure(DEPT, &new, &to(channels), now)
+        .await
+    {
         Ok(IngestOutcome::Created { delivery_ids }) => delivery_ids,
         other => panic!("expected a new revision, got {other:?}"),
     }
@@ -210,7 +215,11 @@ fn dead() -> NextState {
 }
 
 async fn status_of(store: &Arc<dyn Store>, id: i64) -> DeliveryStatus {
-    store.get_delivery(id).await.expect("read delivery").status
+    store
+        .get_delivery(DEPT, id)
+        .await
+        .expect("read delivery")
+        .status
 }
 
 fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, needle: &str) {
@@ -231,7 +240,12 @@ async fn story(store: Arc<dyn Store>) {
 
     // Upstream sends it again: nothing new.
     let again = store
-        .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(1))
+        .insert_disclosure(
+            DEPT,
+            &revision("GK-1", 1, "v1"),
+            &to(&["site", "wall"]),
+            t(1),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -243,7 +257,12 @@ async fn story(store: Arc<dyn Store>) {
     // The same revision with other content is refused.
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 1, "v1-edited"), &to(&["site"]), t(1))
+            .insert_disclosure(
+                DEPT,
+                &revision("GK-1", 1, "v1-edited"),
+                &to(&["site"]),
+                t(1),
+            )
             .await,
         "第1版已存在",
     );
@@ -263,7 +282,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // A correction arrives: revision 1 to the wall is never sent now.
     let second = ingest(&store, revision("GK-1", 2, "v2"), &["site", "wall"], t(10)).await;
-    let wall_1 = store.get_delivery(first[1]).await.unwrap();
+    let wall_1 = store.get_delivery(DEPT, first[1]).await.unwrap();
     assert_eq!(wall_1.status, DeliveryStatus::Withdrawn);
     assert_eq!(wall_1.last_error.as_deref(), Some("已被第2版取代"));
     assert_eq!(wall_1.next_attempt_at, None);
@@ -272,7 +291,7 @@ async fn story(store: Arc<dyn Store>) {
     // A late copy of revision 1 is refused.
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 1, "v1-late"), &to(&["site"]), t(11))
+            .insert_disclosure(DEPT, &revision("GK-1", 1, "v1-late"), &to(&["site"]), t(11))
             .await,
         "已有更高版本（第2版）",
     );
@@ -280,7 +299,12 @@ async fn story(store: Arc<dyn Store>) {
     // A retried copy of the very first submission is still answered as before.
     assert_eq!(
         store
-            .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(11))
+            .insert_disclosure(
+                DEPT,
+                &revision("GK-1", 1, "v1"),
+                &to(&["site", "wall"]),
+                t(11)
+            )
             .await
             .unwrap(),
         IngestOutcome::Unchanged {
@@ -296,13 +320,13 @@ async fn story(store: Arc<dyn Store>) {
         assert_eq!(c.disclosure.json, revision("GK-1", 2, "v2").json);
         complete(&store, c, "worker-a", delivered("r2"), t(21)).await;
     }
-    let site_2 = store.get_delivery(second[0]).await.unwrap();
+    let site_2 = store.get_delivery(DEPT, second[0]).await.unwrap();
     assert_eq!(site_2.delivered_at, Some(t(21)));
     assert_eq!(site_2.remote_id.as_deref(), Some("r2"));
     assert_eq!(site_2.claimed_by, None);
 
     // The report counts each channel once, from its first delivery.
-    let published = store.list_published().await.unwrap();
+    let published = store.list_published(DEPT).await.unwrap();
     let counted: Vec<_> = published
         .iter()
         .map(|p| {
@@ -320,7 +344,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // The department withdraws it: both channels hold it, so both get a withdraw delivery.
     let outcome = store
-        .withdraw_disclosure("GK-1", "cli:王科长", Some("信息有误"), t(30))
+        .withdraw_disclosure(DEPT, "GK-1", "cli:王科长", Some("信息有误"), t(30))
         .await
         .unwrap();
     let WithdrawOutcome::Withdrawn {
@@ -343,7 +367,7 @@ async fn story(store: Arc<dyn Store>) {
     // Withdrawing again changes nothing; no revision is accepted any more.
     assert_eq!(
         store
-            .withdraw_disclosure("GK-1", "cli:王科长", None, t(40))
+            .withdraw_disclosure(DEPT, "GK-1", "cli:王科长", None, t(40))
             .await
             .unwrap(),
         WithdrawOutcome::AlreadyWithdrawn {
@@ -352,21 +376,21 @@ async fn story(store: Arc<dyn Store>) {
     );
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 3, "v3"), &to(&["site"]), t(41))
+            .insert_disclosure(DEPT, &revision("GK-1", 3, "v3"), &to(&["site"]), t(41))
             .await,
         "该公开件已撤回",
     );
-    let latest = store.get_disclosure("GK-1", None).await.unwrap();
+    let latest = store.get_disclosure(DEPT, "GK-1", None).await.unwrap();
     assert_eq!(latest.revision, 2);
     assert_eq!(latest.withdrawn_at, Some(t(30)));
     assert_eq!(latest.withdrawn_by.as_deref(), Some("cli:王科长"));
     assert_eq!(latest.withdraw_reason.as_deref(), Some("信息有误"));
-    let original = store.get_disclosure("GK-1", Some(1)).await.unwrap();
+    let original = store.get_disclosure(DEPT, "GK-1", Some(1)).await.unwrap();
     assert_eq!(original.content_hash, "hash-of-v1");
     assert_eq!(original.withdrawn_at, Some(t(30)));
 
     // History: the wall's revision-1 delivery keeps its failed attempt.
-    let attempts = store.list_attempts(first[1]).await.unwrap();
+    let attempts = store.list_attempts(DEPT, first[1]).await.unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].outcome, AttemptOutcome::Transient);
     assert_eq!(attempts[0].http_status, Some(503));
@@ -384,7 +408,12 @@ async fn resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflic
 
     // Resubmitting with other channels still creates nothing.
     let again = store
-        .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(5))
+        .insert_disclosure(
+            DEPT,
+            &revision("GK-1", 1, "v1"),
+            &to(&["site", "wall"]),
+            t(5),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -395,17 +424,17 @@ async fn resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflic
     );
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 1, "other"), &to(&["site"]), t(5))
+            .insert_disclosure(DEPT, &revision("GK-1", 1, "other"), &to(&["site"]), t(5))
             .await,
         "内容不同",
     );
     let all = store
-        .list_deliveries(&DeliveryFilter::default())
+        .list_deliveries(DEPT, &DeliveryFilter::default())
         .await
         .unwrap();
     assert_eq!(all.len(), 1);
     assert!(matches!(
-        store.get_disclosure("GK-2", None).await,
+        store.get_disclosure(DEPT, "GK-2", None).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -446,7 +475,7 @@ async fn a_higher_revision_supersedes_unfinished_publish_deliveries_of_older_one
         (r1[2], DeliveryStatus::Withdrawn),
         (r1[3], DeliveryStatus::Delivered),
     ] {
-        let row = store.get_delivery(id).await.unwrap();
+        let row = store.get_delivery(DEPT, id).await.unwrap();
         assert_eq!(row.status, expected, "delivery {id} to {}", row.channel);
         if expected == DeliveryStatus::Withdrawn {
             assert_eq!(row.last_error.as_deref(), Some("已被第2版取代"));
@@ -461,16 +490,20 @@ async fn a_revision_lower_than_the_highest_stored_is_refused(db: Db) {
 
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 2, "v2"), &to(&["site"]), t(1))
+            .insert_disclosure(DEPT, &revision("GK-1", 2, "v2"), &to(&["site"]), t(1))
             .await,
         "已有更高版本（第3版）",
     );
     assert_eq!(
-        store.get_disclosure("GK-1", None).await.unwrap().revision,
+        store
+            .get_disclosure(DEPT, "GK-1", None)
+            .await
+            .unwrap()
+            .revision,
         3
     );
     assert!(matches!(
-        store.get_disclosure("GK-1", Some(2)).await,
+        store.get_disclosure(DEPT, "GK-1", Some(2)).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -493,7 +526,7 @@ async fn claims_take_the_oldest_due_first_and_leave_the_rest(db: Db) {
     assert_eq!(store.next_due_at().await.unwrap(), Some(t(100)));
     assert_eq!(ids(&claim(&store, "w", t(100)).await), vec![a]);
     assert_eq!(
-        store.get_delivery(a).await.unwrap().attempts,
+        store.get_delivery(DEPT, a).await.unwrap().attempts,
         2,
         "the retry counts as the second attempt"
     );
@@ -536,7 +569,7 @@ async fn an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down(db:
     assert_eq!(by_b[0].attempt_number, 2);
     assert_eq!(by_b[0].delivery.claimed_by.as_deref(), Some("instance-b"));
     assert_ne!(by_b[0].claim_token, by_a[0].claim_token);
-    let attempts = store.list_attempts(id).await.unwrap();
+    let attempts = store.list_attempts(DEPT, id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     let lost = &attempts[0];
     assert_eq!(lost.outcome, AttemptOutcome::Lost);
@@ -551,7 +584,7 @@ async fn an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down(db:
     );
 
     complete(&store, &by_b[0], "instance-b", delivered("x"), t(62)).await;
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Delivered);
     assert_eq!(row.attempts, 2);
     assert_eq!(row.last_error, None);
@@ -566,11 +599,11 @@ async fn a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing(d
     // instance-a was only slow: it reports after instance-b took over.
     complete(&store, &by_a[0], "instance-a", dead(), t(71)).await;
 
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::InFlight);
     assert_eq!(row.claimed_by.as_deref(), Some("instance-b"));
     // Both reports of attempt 1 are kept, in the order they were written.
-    let attempts = store.list_attempts(id).await.unwrap();
+    let attempts = store.list_attempts(DEPT, id).await.unwrap();
     let seen: Vec<_> = attempts
         .iter()
         .map(|a| (a.number, a.outcome, a.instance.as_deref()))
@@ -586,7 +619,7 @@ async fn a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing(d
     // The current claim still completes.
     complete(&store, &by_b[0], "instance-b", delivered("x"), t(72)).await;
     assert_eq!(status_of(&store, id).await, DeliveryStatus::Delivered);
-    assert_eq!(store.list_attempts(id).await.unwrap().len(), 3);
+    assert_eq!(store.list_attempts(DEPT, id).await.unwrap().len(), 3);
     // A second report with the used token changes nothing either.
     complete(&store, &by_b[0], "instance-b", dead(), t(73)).await;
     assert_eq!(status_of(&store, id).await, DeliveryStatus::Delivered);
@@ -600,11 +633,14 @@ async fn an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history(db:
     assert_eq!(status_of(&store, id).await, DeliveryStatus::Dead);
 
     // Act
-    let result = store.retry_now(&[id], "cli:张三", t(10)).await.unwrap();
+    let result = store
+        .retry_now(DEPT, &[id], "cli:张三", t(10))
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(result, vec![RetryResult::Scheduled { id }]);
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Pending);
     assert_eq!(row.next_attempt_at, Some(t(10)));
     assert_eq!(row.next_trigger, AttemptTrigger::Manual);
@@ -615,12 +651,12 @@ async fn an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history(db:
     assert_eq!(second[0].trigger, AttemptTrigger::Manual);
     assert_eq!(second[0].requested_by.as_deref(), Some("cli:张三"));
     assert_eq!(second[0].attempt_number, 2);
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.next_trigger, AttemptTrigger::Scheduled);
     assert_eq!(row.requested_by, None);
 
     complete(&store, &second[0], "w", delivered("x"), t(12)).await;
-    let attempts = store.list_attempts(id).await.unwrap();
+    let attempts = store.list_attempts(DEPT, id).await.unwrap();
     let seen: Vec<_> = attempts
         .iter()
         .map(|a| (a.number, a.trigger, a.requested_by.as_deref(), a.outcome))
@@ -666,7 +702,7 @@ async fn an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unkn
         .unwrap();
     let withdrawn = ingest(&store, revision("GK-2", 1, "v"), &["site"], t(3)).await[0];
     store
-        .withdraw_disclosure("GK-2", "cli:op", None, t(4))
+        .withdraw_disclosure(DEPT, "GK-2", "cli:op", None, t(4))
         .await
         .unwrap();
     assert_eq!(
@@ -684,7 +720,7 @@ async fn an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unkn
         (9999, Some("没有这个投递")),
     ];
     let asked: Vec<i64> = table.iter().map(|(id, _)| *id).collect();
-    let results = store.retry_now(&asked, "cli:op", t(5)).await.unwrap();
+    let results = store.retry_now(DEPT, &asked, "cli:op", t(5)).await.unwrap();
     for ((id, refusal), result) in table.iter().zip(&results) {
         let expected = match refusal {
             None => RetryResult::Scheduled { id: *id },
@@ -720,7 +756,7 @@ async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_i
 
     // Act
     let outcome = store
-        .withdraw_disclosure("GK-1", "cli:op", Some("撤回原因"), t(10))
+        .withdraw_disclosure(DEPT, "GK-1", "cli:op", Some("撤回原因"), t(10))
         .await
         .unwrap();
 
@@ -734,10 +770,13 @@ async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_i
     };
     assert_eq!(cancelled, vec![p[1], p[2]]);
     let withdrawals = store
-        .list_deliveries(&DeliveryFilter {
-            disclosure_id: Some("GK-1".into()),
-            ..Default::default()
-        })
+        .list_deliveries(
+            DEPT,
+            &DeliveryFilter {
+                disclosure_id: Some("GK-1".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
         .into_iter()
@@ -761,14 +800,14 @@ async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_i
         vec![delivery_ids[0], delivery_ids[1]]
     );
     complete(&store, sending_to_d, "w", retry_at(t(20)), t(12)).await;
-    let d = store.get_delivery(p[3]).await.unwrap();
+    let d = store.get_delivery(DEPT, p[3]).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Withdrawn);
     assert_eq!(d.last_error.as_deref(), Some("该公开件已撤回"));
     assert_eq!(ids(&claim(&store, "w", t(13)).await), vec![delivery_ids[2]]);
 
     assert!(matches!(
         store
-            .withdraw_disclosure("GK-404", "cli:op", None, t(14))
+            .withdraw_disclosure(DEPT, "GK-404", "cli:op", None, t(14))
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -782,7 +821,7 @@ async fn a_failed_attempt_of_a_superseded_revision_is_withdrawn_instead_of_retri
 
     complete(&store, &in_flight[0], "w", retry_at(t(30)), t(3)).await;
 
-    let row = store.get_delivery(r1[0]).await.unwrap();
+    let row = store.get_delivery(DEPT, r1[0]).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Withdrawn);
     assert_eq!(row.last_error.as_deref(), Some("已被第2版取代"));
     assert_eq!(row.next_attempt_at, None);
@@ -818,7 +857,7 @@ async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_date
         complete(&store, &c, "w", delivered("y"), t(42)).await;
     }
     store
-        .withdraw_disclosure("GK-3", "cli:op", None, t(43))
+        .withdraw_disclosure(DEPT, "GK-3", "cli:op", None, t(43))
         .await
         .unwrap();
     for c in claim(&store, "w", t(44)).await {
@@ -829,7 +868,7 @@ async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_date
     ingest(&store, revision("GK-2", 1, "x"), &["site"], t(50)).await;
 
     let rows: Vec<_> = store
-        .list_published()
+        .list_published(DEPT)
         .await
         .unwrap()
         .into_iter()
@@ -864,7 +903,7 @@ async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_date
     // The report's groups (the summary kept on delivery and on ingest) say the same: the
     // latest category, the first publish date's year, each item once on its first channel.
     let groups: Vec<_> = store
-        .published_groups()
+        .published_groups(DEPT)
         .await
         .unwrap()
         .into_iter()
@@ -886,7 +925,7 @@ async fn a_released_claim_is_due_again_without_counting_an_attempt(db: Db) {
     let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
     let first = claim(&store, "w", t(1)).await;
     complete(&store, &first[0], "w", dead(), t(2)).await;
-    store.retry_now(&[id], "cli:op", t(3)).await.unwrap();
+    store.retry_now(DEPT, &[id], "cli:op", t(3)).await.unwrap();
     let manual = claim(&store, "w", t(4)).await;
 
     // Shutting down before the send.
@@ -895,7 +934,7 @@ async fn a_released_claim_is_due_again_without_counting_an_attempt(db: Db) {
         .await
         .unwrap();
 
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Pending);
     assert_eq!(row.attempts, 1);
     assert_eq!(row.claimed_by, None);
@@ -966,7 +1005,7 @@ async fn deliveries_are_listed_by_id_with_the_filter_applied(db: Db) {
         let store = store.clone();
         async move {
             store
-                .list_deliveries(&filter)
+                .list_deliveries(DEPT, &filter)
                 .await
                 .unwrap()
                 .into_iter()
@@ -1005,11 +1044,11 @@ async fn deliveries_are_listed_by_id_with_the_filter_applied(db: Db) {
         vec![b[0]]
     );
     assert!(matches!(
-        store.get_delivery(9999).await,
+        store.get_delivery(DEPT, 9999).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.list_attempts(9999).await,
+        store.list_attempts(DEPT, 9999).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -1050,14 +1089,14 @@ async fn two_processes_on_one_database_deliver_each_delivery_exactly_once(db: Db
     assert_eq!(a.unwrap() + b.unwrap(), 200);
 
     let all = second
-        .list_deliveries(&DeliveryFilter::default())
+        .list_deliveries(DEPT, &DeliveryFilter::default())
         .await
         .unwrap();
     assert_eq!(all.len(), 200);
     for d in all {
         assert_eq!(d.status, DeliveryStatus::Delivered);
         assert_eq!(d.attempts, 1);
-        assert_eq!(first.list_attempts(d.id).await.unwrap().len(), 1);
+        assert_eq!(first.list_attempts(DEPT, d.id).await.unwrap().len(), 1);
     }
 }
 
@@ -1149,13 +1188,13 @@ async fn two_instances_racing_with_concurrent_claimers_deliver_each_exactly_once
     assert_eq!(before, all_claimed.len(), "a delivery was claimed twice");
     assert_eq!(all_claimed.len(), 400);
     for d in second
-        .list_deliveries(&DeliveryFilter::default())
+        .list_deliveries(DEPT, &DeliveryFilter::default())
         .await
         .unwrap()
     {
         assert_eq!(d.status, DeliveryStatus::Delivered, "delivery {}", d.id);
         assert_eq!(d.attempts, 1, "delivery {}", d.id);
-        assert_eq!(first.list_attempts(d.id).await.unwrap().len(), 1);
+        assert_eq!(first.list_attempts(DEPT, d.id).await.unwrap().len(), 1);
     }
 }
 
@@ -1193,7 +1232,7 @@ async fn expired_leases_are_taken_over_by_exactly_one_instance(db: Db) {
     );
     for c in a.iter().chain(b.iter()) {
         assert_eq!(c.attempt_number, 2);
-        let attempts = first.list_attempts(c.delivery.id).await.unwrap();
+        let attempts = first.list_attempts(DEPT, c.delivery.id).await.unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].outcome, AttemptOutcome::Lost);
         assert_eq!(attempts[0].instance.as_deref(), Some("dead"));
@@ -1266,7 +1305,7 @@ async fn published_groups_count_each_item_once_on_its_primary_channel(db: Db) {
     for c in claim(&store, "w", t(1)).await {
         complete(&store, &c, "w", delivered("x"), t(2)).await;
     }
-    let groups = store.published_groups().await.unwrap();
+    let groups = store.published_groups(DEPT).await.unwrap();
     let summary: Vec<_> = groups
         .iter()
         .map(|g| {
@@ -1397,7 +1436,7 @@ async fn deliver_all(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 async fn search(store: &Arc<dyn Store>, q: &str, mode: SearchMatch) -> Vec<(String, i64)> {
     let tokens = gongkai::wechat_callback::search::query_tokens(q).expect("a query");
     store
-        .search_published(&tokens, mode, 10)
+        .search_published(DEPT, &tokens, mode, 10)
         .await
         .expect("search")
         .into_iter()
@@ -1446,7 +1485,7 @@ async fn search_finds_the_latest_published_revision_and_never_a_withdrawn_one(db
     // Stored, but on no channel: never published.
     ingest(&store, unpublished, &[], t(2)).await;
     store
-        .withdraw_disclosure("GK-4", "cli:op", None, t(3))
+        .withdraw_disclosure(DEPT, "GK-4", "cli:op", None, t(3))
         .await
         .unwrap();
 
@@ -1499,7 +1538,7 @@ async fn search_finds_the_latest_published_revision_and_never_a_withdrawn_one(db
 
     // Withdrawn: gone from every answer at once.
     store
-        .withdraw_disclosure("GK-1", "cli:op", None, t(12))
+        .withdraw_disclosure(DEPT, "GK-1", "cli:op", None, t(12))
         .await
         .unwrap();
     assert_eq!(
@@ -1536,7 +1575,7 @@ async fn the_latest_published_are_by_publish_date_and_category(db: Db) {
     let url = |id: &str| format!("https://example.gov.cn/{id}-1");
     // Undated items come last, on both backends.
     assert_eq!(
-        latest(store.latest_published(None, 10).await.unwrap()),
+        latest(store.latest_published(DEPT, None, 10).await.unwrap()),
         vec![
             ("GK-2".to_string(), url("GK-2")),
             ("GK-3".to_string(), url("GK-3")),
@@ -1545,11 +1584,16 @@ async fn the_latest_published_are_by_publish_date_and_category(db: Db) {
         ]
     );
     assert_eq!(
-        latest(store.latest_published(None, 2).await.unwrap()).len(),
+        latest(store.latest_published(DEPT, None, 2).await.unwrap()).len(),
         2
     );
     assert_eq!(
-        latest(store.latest_published(Some("规划信息"), 10).await.unwrap()),
+        latest(
+            store
+                .latest_published(DEPT, Some("规划信息"), 10)
+                .await
+                .unwrap()
+        ),
         vec![("GK-1".to_string(), url("GK-1"))]
     );
 }
@@ -1571,7 +1615,7 @@ async fn report_revisions_read_the_report_fields_of_the_stored_json(db: Db) {
     ingest(&store, plain, &["site"], t(0)).await;
     deliver_all(&store, t(3600 * 20)).await;
 
-    let revs = store.report_revisions().await.unwrap();
+    let revs = store.report_revisions(DEPT).await.unwrap();
     let got: Vec<_> = revs
         .iter()
         .map(|r| {
@@ -1711,25 +1755,31 @@ async fn operator_story(store: Arc<dyn Store>) {
     )
     .await;
     let all = store
-        .list_disclosures(&DisclosureQuery {
-            limit: 10,
-            ..DisclosureQuery::default()
-        })
+        .list_disclosures(
+            DEPT,
+            &DisclosureQuery {
+                limit: 10,
+                ..DisclosureQuery::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(all.len(), 2);
     let one = store
-        .list_disclosures(&DisclosureQuery {
-            text: Some("00002".into()),
-            received_from: Some(t0 - chrono::Duration::minutes(1)),
-            limit: 10,
-            ..DisclosureQuery::default()
-        })
+        .list_disclosures(
+            DEPT,
+            &DisclosureQuery {
+                text: Some("00002".into()),
+                received_from: Some(t0 - chrono::Duration::minutes(1)),
+                limit: 10,
+                ..DisclosureQuery::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].disclosure_id, "zpmzj-2017-00002");
-    let counts = store.count_deliveries().await.unwrap();
+    let counts = store.count_deliveries(Some(DEPT)).await.unwrap();
     assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 2);
     assert_eq!(
         store
@@ -1738,7 +1788,7 @@ async fn operator_story(store: Arc<dyn Store>) {
             .unwrap(),
         2
     );
-    assert!(store.last_delivered().await.unwrap().is_empty());
+    assert!(store.last_delivered(DEPT,).await.unwrap().is_empty());
 }
 
 async fn operator_accounts_sessions_and_the_day_list_hold(db: Db) {

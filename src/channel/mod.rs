@@ -176,10 +176,18 @@ impl Registry {
         Registry::build_inner(settings, crate::store::DEFAULT_DEPARTMENT, None)
     }
 
-    /// Builds every configured channel of `department` with the store they may keep
-    /// account state in (the WeChat access_token, uploaded media, publish events). No
-    /// network I/O.
+    /// Builds every configured channel with the store they may keep account state in
+    /// (the WeChat access_token, uploaded media, publish events). No network I/O. The
+    /// channels are the `default` department's.
     pub fn build_with_store(
+        settings: &ChannelSettings,
+        store: Arc<dyn crate::store::Store>,
+    ) -> anyhow::Result<Registry> {
+        Registry::build_inner(settings, crate::store::DEFAULT_DEPARTMENT, Some(store))
+    }
+
+    /// Like `build_with_store`, for the channels of `department`.
+    pub fn build_for_department(
         settings: &ChannelSettings,
         department: &str,
         store: Arc<dyn crate::store::Store>,

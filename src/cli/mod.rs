@@ -228,10 +228,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => ops::serve(&cli.config).await,
         Command::Menu(MenuCommand::Push) => {
-            crate::wechat_callback::menu_cli::push(&cli.config, &cli.department).await
+            crate::wechat_callback::menu_cli::push_for(&cli.config, &cli.department).await
         }
         Command::Menu(MenuCommand::Show) => {
-            crate::wechat_callback::menu_cli::show(&cli.config, &cli.department).await
+            crate::wechat_callback::menu_cli::show_for(&cli.config, &cli.department).await
         }
         Command::Submit { file, by } => ops::submit(&at, &file, &by).await,
         Command::Withdraw {
@@ -240,9 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             by,
         } => ops::withdraw(&at, &disclosure_id, reason.as_deref(), &by).await,
         Command::Deliveries(args) => match args.show {
-            Some(DeliveriesCommand::Show { id, json }) => {
-                ops::show_delivery(&at, id, json).await
-            }
+            Some(DeliveriesCommand::Show { id, json }) => ops::show_delivery(&at, id, json).await,
             None => ops::list_deliveries(&at, &args).await,
         },
         Command::Retry(args) => ops::retry(&at, &args).await,
@@ -325,8 +323,8 @@ mod tests {
     fn the_department_is_a_global_option_defaulting_to_default() {
         let c = Cli::try_parse_from(["gongkai", "deliveries"]).unwrap();
         assert_eq!(c.department, "default");
-        let c = Cli::try_parse_from(["gongkai", "deliveries", "--department", "minzheng-fz"])
-            .unwrap();
+        let c =
+            Cli::try_parse_from(["gongkai", "deliveries", "--department", "minzheng-fz"]).unwrap();
         assert_eq!(c.department, "minzheng-fz");
         let c = Cli::try_parse_from(["gongkai", "--department", "a-b", "report", "--year", "2017"])
             .unwrap();

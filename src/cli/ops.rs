@@ -85,12 +85,7 @@ pub async fn submit(at: &At<'_>, file: &str, by: &str) -> anyhow::Result<()> {
     }
 }
 
-pub async fn withdraw(
-    at: &At<'_>,
-    id: &str,
-    reason: Option<&str>,
-    by: &str,
-) -> anyhow::Result<()> {
+pub async fn withdraw(at: &At<'_>, id: &str, reason: Option<&str>, by: &str) -> anyhow::Result<()> {
     let ledger = ledger(at).await?;
     let r = ledger.withdraw(id, by, reason).await.map_err(|e| match e {
         store::StoreError::NotFound(_) => {

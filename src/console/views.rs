@@ -263,10 +263,7 @@ pub async fn day_list(
         }
         dq.disclosure_ids = ids;
     }
-    let found = store
-        .list_disclosures(department, &dq)
-        .await
-        .map_err(err)?;
+    let found = store.list_disclosures(department, &dq).await.map_err(err)?;
     let truncated = found.len() as i64 > LIST_LIMIT;
     let mut items = Vec::new();
     for d in found.into_iter().take(LIST_LIMIT as usize) {

@@ -208,7 +208,13 @@ impl Ledger {
                 delivery_ids,
             } => {
                 self.wake.notify_one();
-                tracing::info!(department = self.department(), disclosure_id, by, ?reason, "disclosure withdrawn");
+                tracing::info!(
+                    department = self.department(),
+                    disclosure_id,
+                    by,
+                    ?reason,
+                    "disclosure withdrawn"
+                );
                 WithdrawResult {
                     disclosure_id: disclosure_id.to_string(),
                     withdrawn_now: true,
@@ -254,10 +260,10 @@ impl Ledger {
             .list_deliveries(
                 self.department(),
                 &DeliveryFilter {
-                statuses: vec![DeliveryStatus::Dead, DeliveryStatus::Retrying],
-                channel: channel.map(str::to_string),
-                ..DeliveryFilter::default()
-            },
+                    statuses: vec![DeliveryStatus::Dead, DeliveryStatus::Retrying],
+                    channel: channel.map(str::to_string),
+                    ..DeliveryFilter::default()
+                },
             )
             .await?;
         let ids: Vec<i64> = failed.iter().map(|d| d.id).collect();

@@ -84,9 +84,26 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// `settings` gives the shared worker and retry settings; `departments` every
-    /// department whose deliveries this worker may claim.
+    /// A worker for one department (`settings.department`), with its channels and
+    /// templates; `settings` also gives the worker and retry settings.
     pub fn new(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        renderer: Arc<Renderer>,
+        settings: Arc<Settings>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        let department = WorkerDepartment {
+            settings: settings.clone(),
+            registry,
+            renderer,
+        };
+        Worker::for_departments(store, vec![department], settings, wake)
+    }
+
+    /// A worker for every department in `departments` (one queue: it claims any of their
+    /// deliveries); `settings` gives the shared worker and retry settings.
+    pub fn for_departments(
         store: Arc<dyn Store>,
         departments: Vec<WorkerDepartment>,
         settings: Arc<Settings>,

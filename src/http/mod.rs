@@ -541,10 +541,7 @@ async fn list_deliveries(
     Ok(Json(rows).into_response())
 }
 
-async fn show_delivery(
-    Extension(tenant): Dept,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
+async fn show_delivery(Extension(tenant): Dept, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let ledger = &tenant.ledger;
     let d = ledger.store.get_delivery(ledger.department(), id).await?;
     let attempts = ledger.store.list_attempts(ledger.department(), id).await?;

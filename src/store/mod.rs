@@ -407,8 +407,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_delivery(&self, department: &str, id: i64) -> StoreResult<DeliveryRow>;
 
     /// Every attempt of a delivery of the department, in order (`NotFound` as `get_delivery`).
-    async fn list_attempts(&self, department: &str, delivery_id: i64)
-        -> StoreResult<Vec<AttemptRow>>;
+    async fn list_attempts(
+        &self,
+        department: &str,
+        delivery_id: i64,
+    ) -> StoreResult<Vec<AttemptRow>>;
 
     /// Operator retry: each `dead`, `retrying` or `pending` delivery becomes `pending`, due
     /// now, with `next_trigger = manual`, `requested_by = by` and

@@ -389,8 +389,8 @@ impl Store for PostgresStore {
         .bind(new.revision)
         .bind(department)
         .execute(&mut *tx)
-            .await
-            .map_err(|e| other(e, "queueing the revision for the search index"))?;
+        .await
+        .map_err(|e| other(e, "queueing the revision for the search index"))?;
 
         if max_revision.is_some() {
             sqlx::query(
@@ -898,8 +898,8 @@ impl Store for PostgresStore {
             .bind(id)
             .bind(department)
             .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| other(e, "reading a delivery"))?;
+            .await
+            .map_err(|e| other(e, "reading a delivery"))?;
             let reason = match status.as_deref().map(DeliveryStatus::from_str) {
                 None => "没有这个投递",
                 Some(Ok(DeliveryStatus::Delivered)) => "已送达，无需重试",

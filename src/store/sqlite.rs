@@ -912,8 +912,8 @@ impl Store for SqliteStore {
             .bind(id)
             .bind(department)
             .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| other(e, "reading a delivery"))?;
+            .await
+            .map_err(|e| other(e, "reading a delivery"))?;
             let reason = match status.as_deref().map(DeliveryStatus::from_str) {
                 None => "没有这个投递",
                 Some(Ok(DeliveryStatus::Delivered)) => "已送达，无需重试",

@@ -24,8 +24,13 @@ async fn client(config: &Path, department: &str) -> anyhow::Result<(Settings, We
     Ok((settings, w))
 }
 
-/// Checks the menu (WeChat's limits) and creates it.
-pub async fn push(config: &Path, department: &str) -> anyhow::Result<()> {
+/// Checks the menu (WeChat's limits) and creates it (the `default` department's account).
+pub async fn push(config: &Path) -> anyhow::Result<()> {
+    push_for(config, crate::store::DEFAULT_DEPARTMENT).await
+}
+
+/// `push` for a department's account (`--department`).
+pub async fn push_for(config: &Path, department: &str) -> anyhow::Result<()> {
     let (settings, w) = client(config, department).await?;
     let cb = &settings.wechat_callback;
     let codes: Vec<String> = settings.categories.iter().map(|c| c.code.clone()).collect();
@@ -46,8 +51,13 @@ pub async fn push(config: &Path, department: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the menu WeChat has.
-pub async fn show(config: &Path, department: &str) -> anyhow::Result<()> {
+/// Prints the menu WeChat has (the `default` department's account).
+pub async fn show(config: &Path) -> anyhow::Result<()> {
+    show_for(config, crate::store::DEFAULT_DEPARTMENT).await
+}
+
+/// `show` for a department's account (`--department`).
+pub async fn show_for(config: &Path, department: &str) -> anyhow::Result<()> {
     let (_, w) = client(config, department).await?;
     let v = w
         .get_api("/cgi-bin/menu/get")
