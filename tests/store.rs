@@ -1265,6 +1265,9 @@ on_both_backends!(
     the_latest_published_are_by_publish_date_and_category,
     report_revisions_read_the_report_fields_of_the_stored_json,
     operator_accounts_sessions_and_the_day_list_hold,
+    departments_share_one_ledger_but_never_see_each_others_items,
+    one_queue_serves_every_department_and_the_sibling_rule_stays_within_one,
+    reports_search_and_counts_are_per_department,
 );
 
 /// PostgreSQL only: an idle instance waiting for work wakes when another instance stores
@@ -1793,4 +1796,331 @@ async fn operator_story(store: Arc<dyn Store>) {
 
 async fn operator_accounts_sessions_and_the_day_list_hold(db: Db) {
     operator_story(db.connect().await).await;
+}
+
+// ---- departments (issue 7): one ledger, many departments, each seeing only its own ----
+
+const FZ: &str = "minzheng-fz";
+const XM: &str = "minzheng-xm";
+
+/// Stores a revision of `department` that must be new, returning its delivery ids.
+async fn ingest_in(
+    store: &Arc<dyn Store>,
+    department: &str,
+    new: NewDisclosure,
+    channels: &[&str],
+    now: DateTime<Utc>,
+) -> Vec<i64> {
+    match store
+        .insert_disclosure(department, &new, &to(channels), now)
+        .await
+    {
+        Ok(IngestOutcome::Created { delivery_ids }) => delivery_ids,
+        other => panic!("expected a new revision of {department}, got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+/// Two departments use the same disclosure id: each stores, reads, lists, retries and
+/// withdraws only its own, and another department's delivery id is "not found".
+async fn departments_share_one_ledger_but_never_see_each_others_items(db: Db) {
+    let store = db.connect().await;
+    // Arrange: the same id and revision in both departments, different content.
+    let fz = ingest_in(
+        &store,
+        FZ,
+        revision("GK-1", 1, "福州的低保"),
+        &["site"],
+        t(0),
+    )
+    .await;
+    let xm = ingest_in(
+        &store,
+        XM,
+        revision("GK-1", 1, "厦门的低保"),
+        &["site"],
+        t(0),
+    )
+    .await;
+    assert_ne!(fz, xm);
+    // Resubmitting is answered per department.
+    match store
+        .insert_disclosure(XM, &revision("GK-1", 1, "厦门的低保"), &to(&["site"]), t(1))
+        .await
+    {
+        Ok(IngestOutcome::Unchanged { delivery_ids }) => assert_eq!(delivery_ids, xm),
+        other => panic!("expected unchanged, got {other:?}"),
+    }
+
+    // Reads see their own department's item only.
+    let d = store.get_disclosure(FZ, "GK-1", None).await.unwrap();
+    assert_eq!(
+        (d.department.as_str(), d.title.as_str()),
+        (FZ, "关于福州的低保的通知")
+    );
+    let d = store.get_disclosure(XM, "GK-1", Some(1)).await.unwrap();
+    assert_eq!(
+        (d.department.as_str(), d.title.as_str()),
+        (XM, "关于厦门的低保的通知")
+    );
+    assert_not_found(store.get_disclosure(DEPT, "GK-1", None).await);
+
+    let listed = store
+        .list_deliveries(FZ, &DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), fz);
+    assert!(listed.iter().all(|d| d.department == FZ));
+    let by_id = store
+        .list_deliveries(
+            XM,
+            &DeliveryFilter {
+                disclosure_id: Some("GK-1".into()),
+                ..DeliveryFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_id.iter().map(|d| d.id).collect::<Vec<_>>(), xm);
+    assert!(store
+        .list_deliveries(DEPT, &DeliveryFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Another department's delivery id is not found, for every reading and for a retry.
+    assert_eq!(store.get_delivery(FZ, fz[0]).await.unwrap().department, FZ);
+    assert_not_found(store.get_delivery(FZ, xm[0]).await);
+    assert_not_found(store.list_attempts(FZ, xm[0]).await);
+    assert_eq!(
+        store.retry_now(FZ, &[xm[0]], "王科员", t(2)).await.unwrap(),
+        vec![RetryResult::Refused {
+            id: xm[0],
+            reason: "没有这个投递".into()
+        }]
+    );
+    let untouched = store.get_delivery(XM, xm[0]).await.unwrap();
+    assert_eq!(untouched.next_trigger, AttemptTrigger::Scheduled);
+    assert_eq!(untouched.requested_by, None);
+
+    // A correction in one department supersedes that department's deliveries only.
+    let fz2 = ingest_in(
+        &store,
+        FZ,
+        revision("GK-1", 2, "福州的低保（更正）"),
+        &["site"],
+        t(3),
+    )
+    .await;
+    assert_eq!(
+        status_in(&store, FZ, fz[0]).await,
+        DeliveryStatus::Withdrawn
+    );
+    assert_eq!(status_in(&store, XM, xm[0]).await, DeliveryStatus::Pending);
+
+    // Withdrawing in one department leaves the other's item alone.
+    assert_not_found(
+        store
+            .withdraw_disclosure(DEPT, "GK-1", "王科员", None, t(4))
+            .await,
+    );
+    store
+        .withdraw_disclosure(FZ, "GK-1", "王科员", Some("有误"), t(4))
+        .await
+        .unwrap();
+    assert!(store
+        .get_disclosure(FZ, "GK-1", None)
+        .await
+        .unwrap()
+        .withdrawn_at
+        .is_some());
+    assert!(store
+        .get_disclosure(XM, "GK-1", None)
+        .await
+        .unwrap()
+        .withdrawn_at
+        .is_none());
+    assert_eq!(
+        status_in(&store, FZ, fz2[0]).await,
+        DeliveryStatus::Withdrawn
+    );
+    assert_eq!(status_in(&store, XM, xm[0]).await, DeliveryStatus::Pending);
+    // …and a withdrawn item of one department does not stop the other from correcting its own.
+    ingest_in(
+        &store,
+        XM,
+        revision("GK-1", 2, "厦门的低保（更正）"),
+        &["site"],
+        t(5),
+    )
+    .await;
+}
+
+async fn status_in(store: &Arc<dyn Store>, department: &str, id: i64) -> DeliveryStatus {
+    store.get_delivery(department, id).await.unwrap().status
+}
+
+/// The queue is one for every department (claims are global and say whose each delivery
+/// is), while the order rule "an older delivery of the same item and channel first" holds
+/// within a department only: another department's item with the same id never waits.
+async fn one_queue_serves_every_department_and_the_sibling_rule_stays_within_one(db: Db) {
+    let store = db.connect().await;
+    let fz = ingest_in(&store, FZ, revision("GK-1", 1, "福州"), &["site"], t(0)).await;
+    let xm = ingest_in(&store, XM, revision("GK-1", 1, "厦门"), &["site"], t(0)).await;
+    let fz2 = ingest_in(&store, FZ, revision("GK-2", 1, "福州二"), &["site"], t(0)).await;
+    // FZ's first delivery is in flight: XM's GK-1 (same id and channel name) is still due.
+    let first = store.claim_due("w1", t(1), LEASE, 1).await.unwrap();
+    assert_eq!(ids(&first), fz);
+    assert_eq!(first[0].delivery.department, FZ);
+    assert_eq!(first[0].disclosure.department, FZ);
+    assert_eq!(first[0].disclosure.title, "关于福州的通知");
+    let rest = claim(&store, "w2", t(1)).await;
+    assert_eq!(ids(&rest), [xm.clone(), fz2].concat());
+    let xm_claim = &rest[0];
+    assert_eq!(
+        (
+            xm_claim.delivery.department.as_str(),
+            xm_claim.disclosure.title.as_str()
+        ),
+        (XM, "关于厦门的通知")
+    );
+    // Completions are by claim token, whoever's the delivery is.
+    complete(&store, xm_claim, "w2", delivered("xm-1"), t(2)).await;
+    assert_eq!(
+        status_in(&store, XM, xm[0]).await,
+        DeliveryStatus::Delivered
+    );
+    assert_eq!(status_in(&store, FZ, fz[0]).await, DeliveryStatus::InFlight);
+    // A higher revision of FZ waits for FZ's own revision 1 only.
+    let fz_rev2 = ingest_in(&store, FZ, revision("GK-1", 2, "福州更正"), &["site"], t(3)).await;
+    assert!(claim(&store, "w3", t(4)).await.is_empty());
+    complete(&store, &first[0], "w1", delivered("fz-1"), t(5)).await;
+    assert_eq!(ids(&claim(&store, "w3", t(6)).await), fz_rev2);
+}
+
+/// Reports, the published list, search and the console's counts are per department.
+async fn reports_search_and_counts_are_per_department(db: Db) {
+    let store = db.connect().await;
+    ingest_in(
+        &store,
+        FZ,
+        article("GK-1", 1, "福州市低保资金发放公示", "<p>低保</p>", 3),
+        &["site"],
+        t(0),
+    )
+    .await;
+    ingest_in(
+        &store,
+        XM,
+        article("GK-1", 1, "厦门市临时救助公示", "<p>临时救助</p>", 4),
+        &["site"],
+        t(0),
+    )
+    .await;
+    ingest_in(
+        &store,
+        XM,
+        article("GK-2", 1, "厦门市低保标准调整", "<p>低保</p>", 5),
+        &["site"],
+        t(0),
+    )
+    .await;
+    let mut rule = article("GK-9", 1, "福州市某规章", "<p>规章</p>", 6);
+    rule.json = serde_json::json!({"doc_kind": "规章", "body_html": "<p>规章</p>"}).to_string();
+    ingest_in(&store, FZ, rule, &["site"], t(0)).await;
+    deliver_all(&store, t(1)).await;
+    store.refresh_search_index().await.unwrap();
+
+    let items = |groups: Vec<gongkai::store::PublishedGroup>| -> u64 {
+        groups.iter().filter(|g| g.primary).map(|g| g.items).sum()
+    };
+    assert_eq!(items(store.published_groups(FZ).await.unwrap()), 2);
+    assert_eq!(items(store.published_groups(XM).await.unwrap()), 2);
+    assert_eq!(items(store.published_groups(DEPT).await.unwrap()), 0);
+    let revisions = store.report_revisions(FZ).await.unwrap();
+    assert_eq!(
+        revisions
+            .iter()
+            .map(|r| r.disclosure_id.as_str())
+            .collect::<Vec<_>>(),
+        ["GK-9"]
+    );
+    assert!(store.report_revisions(XM).await.unwrap().is_empty());
+    let published = store.list_published(XM).await.unwrap();
+    assert_eq!(
+        published
+            .iter()
+            .map(|r| r.disclosure_id.as_str())
+            .collect::<Vec<_>>(),
+        ["GK-1", "GK-2"]
+    );
+
+    // The same two-character word finds only the asking department's items.
+    let tokens = gongkai::wechat_callback::search::query_tokens("低保").unwrap();
+    let found = |dept: &'static str| {
+        let store = store.clone();
+        let tokens = tokens.clone();
+        async move {
+            store
+                .search_published(dept, &tokens, SearchMatch::All, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.title)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found(FZ).await, ["福州市低保资金发放公示"]);
+    assert_eq!(found(XM).await, ["厦门市低保标准调整"]);
+    assert!(found(DEPT).await.is_empty());
+    let latest = store.latest_published(FZ, None, 10).await.unwrap();
+    assert_eq!(
+        latest.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(),
+        ["福州市某规章", "福州市低保资金发放公示"]
+    );
+
+    // The console's counts and lists.
+    let count =
+        |rows: Vec<gongkai::store::DeliveryCount>| -> i64 { rows.iter().map(|c| c.count).sum() };
+    assert_eq!(count(store.count_deliveries(Some(FZ)).await.unwrap()), 2);
+    assert_eq!(count(store.count_deliveries(Some(XM)).await.unwrap()), 2);
+    assert_eq!(count(store.count_deliveries(None).await.unwrap()), 4);
+    assert_eq!(store.last_delivered(FZ).await.unwrap().len(), 1);
+    assert!(store.last_delivered(DEPT).await.unwrap().is_empty());
+    let listed = store
+        .list_disclosures(
+            XM,
+            &gongkai::store::DisclosureQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|d| d.department == XM));
+
+    // A screen's record of when an item came down touches its own department's row only.
+    store
+        .record_displayed_until(FZ, "site", "GK-1", 1, t(9))
+        .await
+        .unwrap();
+    let fz_rows = store
+        .list_deliveries(FZ, &DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert!(fz_rows
+        .iter()
+        .all(|d| d.displayed_until.is_some() == (d.disclosure_id == "GK-1")));
+    let xm_rows = store
+        .list_deliveries(XM, &DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert!(xm_rows.iter().all(|d| d.displayed_until.is_none()));
 }
