@@ -180,9 +180,23 @@ async fn main() -> anyhow::Result<()> {
         // As the callback does: every word first, then any word when nothing matched.
         let search = || async {
             store.refresh_search_index().await?;
-            let mut hits = store.search_published(&tokens, SearchMatch::All, 5).await?;
+            let mut hits = store
+                .search_published(
+                    gongkai::store::DEFAULT_DEPARTMENT,
+                    &tokens,
+                    SearchMatch::All,
+                    5,
+                )
+                .await?;
             if hits.is_empty() && tokens.len() > 1 {
-                hits = store.search_published(&tokens, SearchMatch::Any, 5).await?;
+                hits = store
+                    .search_published(
+                        gongkai::store::DEFAULT_DEPARTMENT,
+                        &tokens,
+                        SearchMatch::Any,
+                        5,
+                    )
+                    .await?;
             }
             anyhow::Ok(hits)
         };
