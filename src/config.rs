@@ -1003,7 +1003,10 @@ impl Settings {
                 keys.push(format!("环境变量 {env}"));
             }
             if let Some(file) = &v.api.token_file {
-                keys.push(format!("令牌文件 {}", v.resolve(file).display()));
+                let file = v.resolve(file);
+                // The same file by another path (`../other/secrets/api_token`) is the same.
+                let file = std::fs::canonicalize(&file).unwrap_or(file);
+                keys.push(format!("令牌文件 {}", file.display()));
             }
             for key in keys {
                 if let Some(first) = sources.insert(key.clone(), v.department.code.as_str()) {

@@ -538,3 +538,210 @@ async fn a_department_token_sees_and_changes_only_its_own_department_on_postgres
     a_department_token_sees_and_changes_only_its_own_department(t).await;
     drop(database);
 }
+
+fn gongkai(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(args)
+        .env_remove("GONGKAI_CONFIG")
+        .env_remove("GONGKAI_DEPARTMENT")
+        .output()
+        .expect("run gongkai")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The command line works on the department `--department` names (default `default`).
+#[tokio::test]
+async fn the_command_line_works_on_the_department_it_is_given() {
+    let t = spawn_tenancy(None).await;
+    let (fz, xm) = (&t.fz, &t.xm);
+    let config = t.app.config_path.to_str().unwrap().to_string();
+    let r = t
+        .post(
+            xm.token,
+            "/disclosures",
+            &item(ID, xm.publisher, "厦门市低保公示"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let xm_id = ids_of(&r.json().await.unwrap())[0];
+
+    // Submit through the command line into 福州, with the same id.
+    let file = t.app.dir.path().join("fz.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&item(ID, fz.publisher, "福州市低保公示")).unwrap(),
+    )
+    .unwrap();
+    let out = gongkai(&[
+        "--config",
+        &config,
+        "--department",
+        fz.code,
+        "submit",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let list = |dept: &str| {
+        let out = gongkai(&[
+            "--config",
+            &config,
+            "--department",
+            dept,
+            "deliveries",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    };
+    let fz_rows = list(fz.code);
+    assert_eq!(fz_rows.len(), 1);
+    assert_eq!(fz_rows[0]["department"], fz.code);
+    assert_ne!(fz_rows[0]["id"], xm_id);
+    assert_eq!(list(xm.code)[0]["id"], xm_id);
+    assert!(list("default").is_empty());
+
+    // Another department's delivery is not there, and cannot be retried or withdrawn.
+    let xm_id = xm_id.to_string();
+    for args in [
+        vec!["deliveries", "show", xm_id.as_str()],
+        vec!["retry", xm_id.as_str()],
+        vec!["withdraw", "no-such-id-in-fz"],
+    ] {
+        let mut all = vec!["--config", config.as_str(), "--department", fz.code];
+        all.extend(args.iter().copied());
+        let out = gongkai(&all);
+        assert!(!out.status.success(), "{args:?} succeeded");
+    }
+    let out = gongkai(&[
+        "--config",
+        &config,
+        "--department",
+        fz.code,
+        "deliveries",
+        "show",
+        &xm_id,
+    ]);
+    assert!(
+        text(&out.stderr).contains("部门 minzheng-fz"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The report of a department is its own (nothing delivered yet: the baseline only).
+    let out = gongkai(&[
+        "--config",
+        &config,
+        "--department",
+        xm.code,
+        "report",
+        "--year",
+        "2017",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["total"]["cumulative"], 40);
+
+    // An unknown department is named, with the ones that exist.
+    let out = gongkai(&["--config", &config, "--department", "nosuch", "deliveries"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("nosuch") && err.contains("minzheng-xm"),
+        "{err}"
+    );
+
+    // check-config validates every department.
+    let out = gongkai(&["--config", &config, "check-config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("minzheng-fz") && said.contains("minzheng-xm"),
+        "{said}"
+    );
+}
+
+/// `check-config` (and every command, which loads the config) names the department and
+/// the file of every problem: a bad code, a folder without department.toml, a token shared
+/// with another department, a WeChat account of another department, a category routed to
+/// a channel the department does not have.
+#[tokio::test]
+async fn department_config_problems_name_the_department_and_the_file() {
+    let default_sandbox = spawn_sandbox().await;
+    let (fz, xm) = (dept(FZ).await, dept(XM).await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = lay_out(dir.path(), &default_sandbox);
+    let top = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("departments_dir = \"departments\"\n{top}")).unwrap();
+    lay_out_department(dir.path(), &fz);
+    lay_out_department(dir.path(), &xm);
+    let root = dir.path().join("departments");
+    // 厦门 takes 福州's token file and WeChat appid, and routes a category to nowhere.
+    let xm_file = root.join("minzheng-xm/department.toml");
+    let own = std::fs::read_to_string(&xm_file).unwrap();
+    std::fs::write(
+        &xm_file,
+        own.replace(
+            "token_file = \"secrets/api_token\"",
+            "token_file = \"../minzheng-fz/secrets/api_token\"",
+        )
+        .replace(
+            "channels = [\"gov_site\"]",
+            "channels = [\"gov_site\", \"hall_led\"]",
+        ),
+    )
+    .unwrap();
+    let wechat = root.join("minzheng-xm/channels/wechat.toml");
+    let w = std::fs::read_to_string(&wechat).unwrap();
+    std::fs::write(&wechat, w.replace(xm.appid, fz.appid)).unwrap();
+    std::fs::create_dir_all(root.join("Bad_Code")).unwrap();
+    std::fs::create_dir_all(root.join("minzheng-pt")).unwrap();
+
+    let out = gongkai(&["--config", config.to_str().unwrap(), "check-config"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    for want in [
+        "Bad_Code",
+        "部门代码",
+        "部门 minzheng-pt",
+        "department.toml",
+        "部门 minzheng-fz 与部门 minzheng-xm 的 [api] 令牌来自同一处",
+        "minzheng-xm/channels/wechat.toml",
+        fz.appid,
+        "一个公众号只能属于一个部门",
+        "部门 minzheng-xm（",
+        "hall_led",
+    ] {
+        assert!(err.contains(want), "{want} missing from:\n{err}");
+    }
+
+    // Two token files with the same token: found when the tokens are read.
+    std::fs::write(&xm_file, own).unwrap();
+    std::fs::write(&wechat, w).unwrap();
+    std::fs::remove_dir(root.join("Bad_Code")).unwrap();
+    std::fs::remove_dir(root.join("minzheng-pt")).unwrap();
+    std::fs::write(root.join("minzheng-xm/secrets/api_token"), fz.token).unwrap();
+    let out = gongkai(&["--config", config.to_str().unwrap(), "check-config"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("部门 minzheng-fz 与部门 minzheng-xm 的 API 令牌相同"),
+        "{err}"
+    );
+    let settings = Settings::load(&config).unwrap();
+    let e = Application::build(settings).await.err().expect("refused");
+    assert!(format!("{e:#}").contains("API 令牌相同"), "{e:#}");
+    // The top-level token is a department's token too.
+    std::fs::write(root.join("minzheng-xm/secrets/api_token"), TOKEN).unwrap();
+    let out = gongkai(&["--config", config.to_str().unwrap(), "check-config"]);
+    assert!(
+        text(&out.stderr).contains("部门 default 与部门 minzheng-xm 的 API 令牌相同"),
+        "{}",
+        text(&out.stderr)
+    );
+}
