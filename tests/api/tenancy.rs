@@ -745,3 +745,40 @@ async fn department_config_problems_name_the_department_and_the_file() {
         text(&out.stderr)
     );
 }
+
+/// The example department of `examples/departments/` loads as documented.
+#[tokio::test]
+async fn the_example_department_loads() {
+    let sandbox = spawn_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = lay_out(dir.path(), &sandbox);
+    let top = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("departments_dir = \"departments\"\n{top}")).unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/departments");
+    let to = dir.path().join("departments/minzheng-fz/channels");
+    std::fs::create_dir_all(&to).unwrap();
+    for file in ["department.toml", "channels/gov_site.toml"] {
+        std::fs::copy(
+            example.join("minzheng-fz").join(file),
+            dir.path().join("departments/minzheng-fz").join(file),
+        )
+        .unwrap();
+    }
+    let settings = Settings::load(&config).unwrap();
+    let views = settings.department_views();
+    assert_eq!(
+        views
+            .iter()
+            .map(|v| v.department.code.as_str())
+            .collect::<Vec<_>>(),
+        ["default", "minzheng-fz"]
+    );
+    let fz = settings.for_department("minzheng-fz").unwrap();
+    assert_eq!(fz.department.publisher.as_deref(), Some("福州市民政局"));
+    assert_eq!(fz.categories.len(), 2);
+    assert_eq!(fz.report.baseline.total, 120);
+    assert!(fz.channels.channels.contains_key("gov_site"));
+    // The shared sections are the top-level config's.
+    assert_eq!(fz.retry.max_attempts, settings.retry.max_attempts);
+    assert_eq!(fz.database_url, settings.database_url);
+}
