@@ -917,7 +917,11 @@ impl Settings {
                     .applications_dir
                     .unwrap_or_else(|| PathBuf::from("applications")),
             ),
-            wechat_callback: f.wechat_callback.unwrap_or_default(),
+            wechat_callback: {
+                let mut cb = f.wechat_callback.unwrap_or_default();
+                cb.encoding_aes_key_file = cb.encoding_aes_key_file.map(resolve_in);
+                cb
+            },
         })
     }
 
