@@ -2124,3 +2124,207 @@ async fn reports_search_and_counts_are_per_department(db: Db) {
         .unwrap();
     assert!(xm_rows.iter().all(|d| d.displayed_until.is_none()));
 }
+
+// ---- upgrading: a ledger from before departments (migrations 0001–0007) ----
+
+/// The migrations of `backend` before 0008, in a folder of their own: a database as a
+/// county office has it before departments existed.
+fn migrations_before_departments(backend: &str) -> TempDir {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/store/migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "0008" {
+            std::fs::copy(&path, dir.path().join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+/// What the old ledger holds: GK-1 delivered to the website (with its attempt, its report
+/// row on SQLite and its search index entry), GK-2 waiting.
+const OLD_ROWS: &str = "
+    INSERT INTO disclosures (disclosure_id, revision, title, category, publish_date, formed_date,
+        content_hash, json, submitted_by, received_at)
+    VALUES ('GK-1', 1, '关于低保资金发放情况的公示', 'shjz', '2017-04-07', '2017-04-03', 'h1',
+            '{\"body_html\": \"<p>低保资金</p>\"}', 'api', 1491500000000),
+           ('GK-2', 1, '关于养老补贴的通知', 'shjz', '2017-04-08', '2017-04-03', 'h2',
+            '{\"body_html\": \"<p>养老补贴</p>\"}', 'api', 1491500000000);
+    INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status, attempts,
+        next_attempt_at, created_at, updated_at, delivered_at, url)
+    VALUES ('GK-1', 1, 'gov_site', 'gov_site', 'publish', 'delivered', 1, NULL,
+            1491500000000, 1491500001000, 1491500001000, 'https://example.gov.cn/1.html'),
+           ('GK-2', 1, 'gov_site', 'gov_site', 'publish', 'pending', 0, 1491500000000,
+            1491500000000, 1491500000000, NULL, NULL);
+    INSERT INTO attempts (delivery_id, number, trigger, started_at, finished_at, outcome,
+        http_status, duration_ms)
+    SELECT id, 1, 'scheduled', 1491500000500, 1491500001000, 'delivered', 201, 500
+    FROM deliveries WHERE disclosure_id = 'GK-1';
+";
+
+/// After the upgrade everything belongs to `default`: the same ids, the delivered item
+/// counts and is found, the waiting one is claimed, another department can use the same id.
+async fn check_upgraded(store: &Arc<dyn Store>) {
+    let d = store.get_disclosure(DEPT, "GK-1", None).await.unwrap();
+    assert_eq!(d.department, DEPT);
+    let rows = store
+        .list_deliveries(DEPT, &DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let delivered = rows.iter().find(|r| r.disclosure_id == "GK-1").unwrap();
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.department, DEPT);
+    assert_eq!(
+        delivered.url.as_deref(),
+        Some("https://example.gov.cn/1.html")
+    );
+    let attempts = store.list_attempts(DEPT, delivered.id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].http_status, Some(201));
+    let groups = store.published_groups(DEPT).await.unwrap();
+    assert_eq!(
+        groups
+            .iter()
+            .filter(|g| g.primary)
+            .map(|g| g.items)
+            .sum::<u64>(),
+        1
+    );
+    store.refresh_search_index().await.unwrap();
+    let tokens = gongkai::wechat_callback::search::query_tokens("低保").unwrap();
+    let found = store
+        .search_published(DEPT, &tokens, SearchMatch::All, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|i| i.disclosure_id.as_str())
+            .collect::<Vec<_>>(),
+        ["GK-1"]
+    );
+    let claimed = claim(store, "w", t(0)).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].delivery.disclosure_id, "GK-2");
+    assert_eq!(claimed[0].delivery.department, DEPT);
+    ingest_in(store, FZ, revision("GK-1", 1, "福州"), &["site"], t(1)).await;
+    assert_eq!(
+        store
+            .get_disclosure(DEPT, "GK-1", None)
+            .await
+            .unwrap()
+            .title,
+        "关于低保资金发放情况的公示"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_ledger_from_before_departments_is_upgraded_into_default() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    let old = migrations_before_departments("sqlite");
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+    // SQLite keeps a report summary and indexes by rowid: as the old code left them.
+    sqlx::raw_sql(
+        "INSERT INTO report_published (disclosure_id, channel, kind, category, count_year,
+             formed_date, delivered_on, is_primary)
+         VALUES ('GK-1', 'gov_site', 'gov_site', 'shjz', 2017, '2017-04-03', '2017-04-07', 1);
+         INSERT INTO search_docs (id, src_rowid, disclosure_id, revision)
+         SELECT 1, rowid, disclosure_id, revision FROM disclosures WHERE disclosure_id = 'GK-1';",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (head, body) = gongkai::wechat_callback::search::doc_text(
+        "关于低保资金发放情况的公示",
+        r#"{"body_html": "<p>低保资金</p>"}"#,
+    );
+    sqlx::query("INSERT INTO search_fts (rowid, title, body) VALUES (1, $1, $2)")
+        .bind(gongkai::wechat_callback::search::index_text(&head))
+        .bind(gongkai::wechat_callback::search::index_text(&body))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = gongkai::store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    check_upgraded(&store).await;
+    // Only 福州's GK-1, stored since, is new to the index.
+    assert_eq!(store.refresh_search_index().await.unwrap(), 1);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let broken: Vec<sqlx::sqlite::SqliteRow> = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(broken.is_empty(), "{} foreign key violations", broken.len());
+    let docs: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM search_docs WHERE department = 'default'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(docs, 2, "GK-1 and GK-2 indexed once each");
+    // The index was kept, not rebuilt: GK-1 is still entry 1 (search_fts rowid 1).
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT id FROM search_docs WHERE department = 'default' AND disclosure_id = 'GK-1'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_ledger_from_before_departments_is_upgraded_into_default() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let old = migrations_before_departments("postgres");
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO search_pending (disclosure_id, revision)
+         SELECT disclosure_id, revision FROM disclosures",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = db.connect().await;
+    check_upgraded(&store).await;
+}
