@@ -4,8 +4,9 @@
 //! reads, retries, withdraws or reports another department's deliveries (another
 //! department's delivery is a 404, like one that does not exist); both use the same
 //! disclosure id; each department's deliveries reach its own platform; each department's
-//! WeChat account answers from its own published items only. On SQLite, and on PostgreSQL
-//! when `GONGKAI_TEST_DATABASE_URL` is set.
+//! WeChat account answers from its own published items only; a department's own templates
+//! and hall screen are its own. On SQLite, and on PostgreSQL when `GONGKAI_TEST_DATABASE_URL`
+//! is set.
 
 use gongkai::app::Application;
 use gongkai::config::Settings;
@@ -175,6 +176,32 @@ async fn spawn_tenancy(database_url: Option<String>) -> Tenancy {
     std::fs::write(&config, format!("departments_dir = \"departments\"\n{top}")).unwrap();
     lay_out_department(dir.path(), &fz);
     lay_out_department(dir.path(), &xm);
+    // 福州 has its own website template (its platform wants the city in the title); 厦门
+    // uses the top-level one.
+    let template = "templates/gov_site/disclosure.json.j2";
+    let own = std::fs::read_to_string(dir.path().join(template))
+        .unwrap()
+        .replace(
+            r#""title": {{ d.title|tojson }},"#,
+            r#""title": {{ ("【福州】" ~ d.title)|tojson }},"#,
+        );
+    assert!(own.contains("【福州】"), "the website template changed");
+    let to = dir.path().join("departments").join(fz.code).join(template);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::write(to, own).unwrap();
+    // 厦门 also has a hall screen, read over HTTP by its player.
+    let xm_dir = dir.path().join("departments").join(xm.code);
+    std::fs::write(
+        xm_dir.join("channels/hall_led.toml"),
+        "kind = \"led\"\nwidth_px = 256\nheight_px = 16\nencoding = \"gb2312\"\n\n[http_pull]\nenabled = true\n",
+    )
+    .unwrap();
+    let xm_file = xm_dir.join("department.toml");
+    let xm_toml = std::fs::read_to_string(&xm_file).unwrap().replace(
+        r#"channels = ["gov_site"]"#,
+        r#"channels = ["gov_site", "hall_led"]"#,
+    );
+    std::fs::write(xm_file, xm_toml).unwrap();
 
     let mut settings = Settings::load(&config).unwrap();
     settings.worker.enabled = false;
@@ -314,7 +341,7 @@ async fn a_department_token_sees_and_changes_only_its_own_department(t: Tenancy)
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let xm_second = ids_of(&r.json().await.unwrap());
-    assert_eq!((fz_ids.len(), xm_ids.len()), (1, 1));
+    assert_eq!((fz_ids.len(), xm_ids.len()), (1, 2));
     assert_ne!(fz_ids, xm_ids);
 
     // A department publishes only in its own name, and its taxonomy is its own.
@@ -346,7 +373,7 @@ async fn a_department_token_sees_and_changes_only_its_own_department(t: Tenancy)
     let default_site = sandbox_state(&t.app.sandbox).await;
     assert_eq!(
         platform_doc(&fz_site, ID).unwrap()["title"],
-        "福州市2017年第一季度低保资金发放公示"
+        "【福州】福州市2017年第一季度低保资金发放公示"
     );
     assert_eq!(
         platform_doc(&xm_site, ID).unwrap()["title"],
@@ -359,6 +386,42 @@ async fn a_department_token_sees_and_changes_only_its_own_department(t: Tenancy)
         .unwrap()
         .is_empty());
     assert_eq!(fz_site["gov_site"]["duplicates"], 0);
+
+    // Each department's hall screen is its own, on /led/{department}/{screen}/feed.
+    let feed = |path: String| {
+        let client = t.app.client.clone();
+        async move { client.get(path).send().await.unwrap() }
+    };
+    let r = feed(format!(
+        "{}/led/{}/hall_led/feed?format=json",
+        t.app.api, xm.code
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let shown = r.text().await.unwrap();
+    assert!(
+        shown.contains("厦门市2017年第一季度低保资金发放公示"),
+        "{shown}"
+    );
+    for path in [
+        format!("{}/led/{}/hall_led/feed", t.app.api, fz.code),
+        format!("{}/led/hall_led/feed", t.app.api),
+    ] {
+        assert_eq!(
+            feed(path.clone()).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let screens = t.json(xm.token, "/screens").await;
+    assert_eq!(screens[0]["name"], "hall_led");
+    assert_eq!(screens[0]["items"], 2);
+    assert!(t
+        .json(fz.token, "/screens")
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // Lists: each token sees its own department's deliveries only.
     assert_eq!(t.listed(fz.token, "").await, fz_ids);
