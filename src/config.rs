@@ -821,6 +821,7 @@ impl Settings {
             })
             .collect();
         dirs.sort();
+        let before = problems.len();
         let mut out = Vec::new();
         for dir in dirs {
             let Some(code) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
@@ -835,7 +836,7 @@ impl Settings {
                 out.push(spec);
             }
         }
-        if out.is_empty() && problems.is_empty() {
+        if out.is_empty() && problems.len() == before {
             problems.push(format!(
                 "departments_dir：部门目录 {} 中没有任何部门（每个部门一个子目录，内含 {DEPARTMENT_FILE}）；不需要多部门请删除此项",
                 root.display()
@@ -880,6 +881,15 @@ impl Settings {
             errs.push(format!(
                 "{at}：publisher：须写发布机关（本部门公开件的 publisher 字段须与之相同），如 publisher = \"福州市民政局\""
             ));
+        }
+        if let Some(cb) = &f.wechat_callback {
+            let fixed = crate::wechat_callback::config::WechatCallbackSettings::default().path;
+            if cb.path != fixed {
+                errs.push(format!(
+                    "{at}：[wechat_callback] path = {:?}：部门的公众号回调地址固定为 /wechat/{code}（及 /wechat/{code}/渠道名/callback），请删除此项",
+                    cb.path
+                ));
+            }
         }
         if f.api.token_env.is_none() && f.api.token_file.is_none() {
             errs.push(format!(

@@ -764,6 +764,17 @@ async fn department_config_problems_name_the_department_and_the_file() {
     std::fs::write(&wechat, w.replace(xm.appid, fz.appid)).unwrap();
     std::fs::create_dir_all(root.join("Bad_Code")).unwrap();
     std::fs::create_dir_all(root.join("minzheng-pt")).unwrap();
+    // 福州 tries to move its callback elsewhere: a department's is /wechat/{code}.
+    let fz_file = root.join("minzheng-fz/department.toml");
+    let fz_own = std::fs::read_to_string(&fz_file).unwrap();
+    std::fs::write(
+        &fz_file,
+        fz_own.replace(
+            "channel = \"wechat\"",
+            "channel = \"wechat\"\npath = \"/wx\"",
+        ),
+    )
+    .unwrap();
 
     let out = gongkai(&["--config", config.to_str().unwrap(), "check-config"]);
     assert!(!out.status.success());
@@ -779,11 +790,13 @@ async fn department_config_problems_name_the_department_and_the_file() {
         "一个公众号只能属于一个部门",
         "部门 minzheng-xm（",
         "hall_led",
+        "/wechat/minzheng-fz",
     ] {
         assert!(err.contains(want), "{want} missing from:\n{err}");
     }
 
     // Two token files with the same token: found when the tokens are read.
+    std::fs::write(&fz_file, fz_own).unwrap();
     std::fs::write(&xm_file, own).unwrap();
     std::fs::write(&wechat, w).unwrap();
     std::fs::remove_dir(root.join("Bad_Code")).unwrap();
