@@ -1669,6 +1669,7 @@ async fn operator_story(store: Arc<dyn Store>) {
     use gongkai::store::{DisclosureQuery, NewOperator, NewSession, Role, StoreError};
     let t0 = Utc::now();
     let new = NewOperator {
+        department: DEPT.to_string(),
         name: "张三".into(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         role: Role::Admin,

@@ -278,7 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             keep,
             with_failures,
         } => crate::demo::run(keep.as_deref(), with_failures).await,
-        Command::Operator(cmd) => ops::operator(&cli.config, cmd).await,
+        Command::Operator(cmd) => ops::operator(&at, cmd).await,
     }
 }
 

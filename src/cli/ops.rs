@@ -655,15 +655,12 @@ pub async fn sandbox(
 }
 
 /// `gongkai operator add|list|disable`: operator-console accounts, in the store.
-pub async fn operator(config: &Path, cmd: super::OperatorCommand) -> anyhow::Result<()> {
+/// Accounts belong to a department (`--department`, default `default`): in the console they
+/// see and change that department's items only. `list` and `disable` cover every account.
+pub async fn operator(at: &At<'_>, cmd: super::OperatorCommand) -> anyhow::Result<()> {
     use super::{OperatorCommand, OperatorRole};
     use crate::store::Role;
-    // Console accounts are not per department (the console shows the default department).
-    let ledger = ledger(&At {
-        config,
-        department: store::DEFAULT_DEPARTMENT,
-    })
-    .await?;
+    let ledger = ledger(at).await?;
     let store = ledger.store.as_ref();
     match cmd {
         OperatorCommand::Add {
@@ -688,8 +685,20 @@ pub async fn operator(config: &Path, cmd: super::OperatorCommand) -> anyhow::Res
                 OperatorRole::Operator => Role::Operator,
                 OperatorRole::Admin => Role::Admin,
             };
-            crate::console::auth::add_operator(store, &name, &password, role).await?;
-            println!("已创建操作台账号 {name}（{}）", role.label());
+            crate::console::auth::add_operator_in(
+                store,
+                ledger.department(),
+                &name,
+                &password,
+                role,
+            )
+            .await?;
+            let department = if ledger.department() == store::DEFAULT_DEPARTMENT {
+                String::new()
+            } else {
+                format!("，部门 {}", ledger.department())
+            };
+            println!("已创建操作台账号 {name}（{}{department}）", role.label());
             Ok(())
         }
         OperatorCommand::List => {
@@ -706,13 +715,18 @@ pub async fn operator(config: &Path, cmd: super::OperatorCommand) -> anyhow::Res
                     "正常".to_string()
                 };
                 println!(
-                    "{}\t{}\t{}\t最近登录 {}",
+                    "{}\t{}\t{}\t最近登录 {}{}",
                     o.name,
                     o.role.label(),
                     state,
                     o.last_sign_in_at
                         .map(crate::console::views::china_time)
-                        .unwrap_or_else(|| "—".to_string())
+                        .unwrap_or_else(|| "—".to_string()),
+                    if o.department == store::DEFAULT_DEPARTMENT {
+                        String::new()
+                    } else {
+                        format!("\t部门 {}", o.department)
+                    }
                 );
             }
             Ok(())

@@ -16,12 +16,13 @@ use super::{
     SessionRow, StoreError, StoreResult, StoredDisclosure,
 };
 
-const OPERATOR_COLS: &str = "name, password_hash, role, disabled, failed_sign_ins, locked_until, \
-                             created_at, last_sign_in_at";
+const OPERATOR_COLS: &str = "name, department, password_hash, role, disabled, failed_sign_ins, \
+                             locked_until, created_at, last_sign_in_at";
 
 fn operator_from_row(row: &SqliteRow) -> StoreResult<OperatorRow> {
     Ok(OperatorRow {
         name: col(row, "name")?,
+        department: col(row, "department")?,
         password_hash: col(row, "password_hash")?,
         role: enum_col(row, "role")?,
         disabled: col::<i64>(row, "disabled")? != 0,
@@ -39,13 +40,14 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let done = sqlx::query(
-            "INSERT INTO operators (name, password_hash, role, created_at)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO operators (name, password_hash, role, created_at, department)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
         )
         .bind(&new.name)
         .bind(&new.password_hash)
         .bind(new.role.as_str())
         .bind(ms(now))
+        .bind(&new.department)
         .execute(&self.writer)
         .await
         .map_err(|e| other(e, "creating an operator"))?;
@@ -183,7 +185,7 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT s.operator, o.role, s.csrf_token, s.expires_at
+            "SELECT s.operator, o.department, o.role, s.csrf_token, s.expires_at
              FROM console_sessions s JOIN operators o ON o.name = s.operator
              WHERE s.id_sha256 = $1 AND s.expires_at > $2 AND o.disabled = 0",
         )
@@ -195,6 +197,7 @@ impl SqliteStore {
         row.map(|row| {
             Ok(SessionRow {
                 operator: col(&row, "operator")?,
+                department: col(&row, "department")?,
                 role: enum_col(&row, "role")?,
                 csrf_token: col(&row, "csrf_token")?,
                 expires_at: ts(&row, "expires_at")?,

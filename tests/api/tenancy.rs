@@ -858,3 +858,99 @@ async fn the_example_department_loads() {
     assert_eq!(fz.retry.max_attempts, settings.retry.max_attempts);
     assert_eq!(fz.database_url, settings.database_url);
 }
+
+/// An operator account belongs to a department: its console shows and changes that
+/// department's items only.
+#[tokio::test]
+async fn a_department_operator_works_on_its_own_department_in_the_console() {
+    use crate::console::Console;
+    const PASSWORD: &str = "correct-horse-battery";
+    let t = spawn_tenancy(None).await;
+    let (fz, xm) = (&t.fz, &t.xm);
+    let r = t
+        .post(
+            fz.token,
+            "/disclosures",
+            &item(ID, fz.publisher, "福州市低保资金发放公示"),
+        )
+        .await;
+    let fz_id = ids_of(&r.json().await.unwrap())[0];
+    let r = t
+        .post(
+            xm.token,
+            "/disclosures",
+            &item(ID, xm.publisher, "厦门市低保资金发放公示"),
+        )
+        .await;
+    let xm_id = ids_of(&r.json().await.unwrap())[0];
+    t.post(
+        xm.token,
+        "/disclosures",
+        &item("mz-2017-0002", xm.publisher, "厦门市临时救助公示"),
+    )
+    .await;
+    gongkai::console::auth::add_operator_in(
+        t.app.ledger.store.as_ref(),
+        fz.code,
+        "林科员",
+        PASSWORD,
+        gongkai::store::Role::Admin,
+    )
+    .await
+    .unwrap();
+    let mut console = Console::new(&t.app);
+    assert_eq!(console.sign_in("林科员", PASSWORD).await.status(), 303);
+
+    // The day list and the header are 福州's.
+    let page = console.page("/console?date=all").await;
+    assert!(page.contains("福州市低保资金发放公示"), "{page}");
+    assert!(!page.contains("厦门"), "{page}");
+    assert!(page.contains("部门 minzheng-fz"), "{page}");
+    assert!(console
+        .page(&format!("/console/deliveries/{fz_id}"))
+        .await
+        .contains("福州市低保资金发放公示"));
+
+    // 厦门's delivery and disclosure are not found; a forged retry changes nothing.
+    assert_eq!(
+        console
+            .get(&format!("/console/deliveries/{xm_id}"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        console
+            .get("/console/disclosures/mz-2017-0002/withdraw")
+            .await
+            .status(),
+        404
+    );
+    let csrf = console.csrf().await;
+    let r = console
+        .post(
+            &format!("/console/deliveries/{xm_id}/retry"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let xm_row = t.json(xm.token, &format!("/deliveries/{xm_id}")).await;
+    assert_eq!(xm_row["next_trigger"], "scheduled");
+    assert!(xm_row["requested_by"].is_null());
+    let r = console
+        .post(
+            "/console/disclosures/mz-2017-0002/withdraw",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let d = t.json(xm.token, "/disclosures/mz-2017-0002").await;
+    assert!(d["withdrawn_at"].is_null());
+
+    // The health page lists 福州's channels; the report is 福州's (baseline 40, nothing
+    // delivered yet).
+    assert!(console.page("/console/health").await.contains("gov_site"));
+    assert!(!console.page("/console/health").await.contains("hall_led"));
+    let report = console.page("/console/report?year=2017").await;
+    assert!(report.contains("40"), "{report}");
+}

@@ -56,3 +56,8 @@ CREATE INDEX deliveries_delivered_by_disclosure ON deliveries (department, discl
 
 DROP INDEX disclosures_received;
 CREATE INDEX disclosures_received ON disclosures (department, received_at);
+
+-- Operator accounts belong to a department: the console shows and changes that department's
+-- items only (the accounts made before are the default department's). Names stay unique
+-- across departments, so a sign-in needs no department.
+ALTER TABLE operators ADD COLUMN department TEXT NOT NULL DEFAULT 'default';

@@ -193,3 +193,8 @@ CREATE INDEX disclosures_received ON disclosures (department, received_at);
 -- 0005: the report is one covering-index scan of its department's rows.
 CREATE INDEX report_published_groups ON report_published
     (department, channel, category, count_year, formed_date, delivered_on, is_primary, kind);
+
+-- Operator accounts belong to a department: the console shows and changes that department's
+-- items only (the accounts made before are the default department's). Names stay unique
+-- across departments, so a sign-in needs no department.
+ALTER TABLE operators ADD COLUMN department TEXT NOT NULL DEFAULT 'default';
