@@ -61,15 +61,18 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let left = ledger
             .store
-            .list_deliveries(&DeliveryFilter {
-                statuses: vec![
-                    DeliveryStatus::Pending,
-                    DeliveryStatus::InFlight,
-                    DeliveryStatus::Retrying,
-                ],
-                limit: Some(1),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                gongkai::store::DEFAULT_DEPARTMENT,
+                &DeliveryFilter {
+                    statuses: vec![
+                        DeliveryStatus::Pending,
+                        DeliveryStatus::InFlight,
+                        DeliveryStatus::Retrying,
+                    ],
+                    limit: Some(1),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await?;
         if left.is_empty() {
             break;
@@ -86,10 +89,13 @@ async fn main() -> anyhow::Result<()> {
 
     let delivered = ledger
         .store
-        .list_deliveries(&DeliveryFilter {
-            statuses: vec![DeliveryStatus::Delivered],
-            ..DeliveryFilter::default()
-        })
+        .list_deliveries(
+            gongkai::store::DEFAULT_DEPARTMENT,
+            &DeliveryFilter {
+                statuses: vec![DeliveryStatus::Delivered],
+                ..DeliveryFilter::default()
+            },
+        )
         .await?
         .len();
     let state: serde_json::Value = client

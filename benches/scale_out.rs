@@ -104,15 +104,18 @@ async fn run(
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let left = store
-            .list_deliveries(&DeliveryFilter {
-                statuses: vec![
-                    DeliveryStatus::Pending,
-                    DeliveryStatus::InFlight,
-                    DeliveryStatus::Retrying,
-                ],
-                limit: Some(1),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                gongkai::store::DEFAULT_DEPARTMENT,
+                &DeliveryFilter {
+                    statuses: vec![
+                        DeliveryStatus::Pending,
+                        DeliveryStatus::InFlight,
+                        DeliveryStatus::Retrying,
+                    ],
+                    limit: Some(1),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await?;
         if left.is_empty() {
             break;
@@ -131,10 +134,13 @@ async fn run(
     let pg_cpu = cpu_seconds_of_command("postgres") - pg_cpu0;
     drop(children);
     let delivered = store
-        .list_deliveries(&DeliveryFilter {
-            statuses: vec![DeliveryStatus::Delivered],
-            ..DeliveryFilter::default()
-        })
+        .list_deliveries(
+            gongkai::store::DEFAULT_DEPARTMENT,
+            &DeliveryFilter {
+                statuses: vec![DeliveryStatus::Delivered],
+                ..DeliveryFilter::default()
+            },
+        )
         .await?
         .len();
     anyhow::ensure!(delivered == n, "{label}: {delivered}/{n} delivered");

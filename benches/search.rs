@@ -180,9 +180,23 @@ async fn main() -> anyhow::Result<()> {
         // As the callback does: every word first, then any word when nothing matched.
         let search = || async {
             store.refresh_search_index().await?;
-            let mut hits = store.search_published(&query, SearchMatch::All, 5).await?;
+            let mut hits = store
+                .search_published(
+                    gongkai::store::DEFAULT_DEPARTMENT,
+                    &query,
+                    SearchMatch::All,
+                    5,
+                )
+                .await?;
             if hits.is_empty() && query.tokens().len() > 1 {
-                hits = store.search_published(&query, SearchMatch::Any, 5).await?;
+                hits = store
+                    .search_published(
+                        gongkai::store::DEFAULT_DEPARTMENT,
+                        &query,
+                        SearchMatch::Any,
+                        5,
+                    )
+                    .await?;
             }
             anyhow::Ok(hits)
         };

@@ -346,10 +346,11 @@ pub async fn generate(
         .map(crate::applications::load)
         .transpose()?;
     let layout = layout.unwrap_or_else(|| Layout::default_for(year));
-    let groups = store.published_groups().await?;
+    let department = settings.department.code.as_str();
+    let groups = store.published_groups(department).await?;
     let base = crate::report::build(settings, &groups, calendar, year);
     let revisions = match layout {
-        Layout::Y2021 => store.report_revisions().await?,
+        Layout::Y2021 => store.report_revisions(department).await?,
         Layout::Y2017 => Vec::new(),
     };
     Ok(build(layout, base, &revisions, apps.as_ref()))
@@ -497,6 +498,7 @@ pub async fn explain(
 ) -> anyhow::Result<Explanation> {
     use chrono::Datelike;
     let parts: Vec<&str> = cell.split('.').collect();
+    let department = settings.department.code.as_str();
     let clerk = |what: &str| -> anyhow::Result<Explanation> {
         Ok(Explanation {
             cell: cell.into(),
@@ -513,7 +515,7 @@ pub async fn explain(
     let mut note = String::new();
     match parts.as_slice() {
         ["t2", ..] => {
-            let revs = store.report_revisions().await?;
+            let revs = store.report_revisions(department).await?;
             let (_, cells) = table2(&revs, year);
             let known = [
                 "t2.rules.issued",
@@ -544,7 +546,7 @@ pub async fn explain(
         | ["total", "year" | "cumulative"]
         | ["channel", _, "year" | "cumulative" | "on_time" | "late"]
         | ["category", _, "year" | "cumulative"] => {
-            let rows = store.list_published().await?;
+            let rows = store.list_published(department).await?;
             let mut first: BTreeMap<&str, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
             let mut primary: BTreeMap<&str, &str> = BTreeMap::new();
             let mut publish: BTreeMap<&str, Option<chrono::NaiveDate>> = BTreeMap::new();
@@ -585,11 +587,15 @@ pub async fn explain(
                         r.channel == *name
                             && match *col {
                                 "on_time" | "late" => {
-                                    let s = store.get_disclosure(&r.disclosure_id, Some(1)).await;
+                                    let s = store
+                                        .get_disclosure(department, &r.disclosure_id, Some(1))
+                                        .await;
                                     let s = match s {
                                         Ok(s) => s,
                                         Err(_) => {
-                                            store.get_disclosure(&r.disclosure_id, None).await?
+                                            store
+                                                .get_disclosure(department, &r.disclosure_id, None)
+                                                .await?
                                         }
                                     };
                                     let wd = settings
@@ -643,7 +649,7 @@ pub async fn explain(
     }
     let mut items = Vec::new();
     for (id, channel) in ids {
-        let s = store.get_disclosure(&id, None).await?;
+        let s = store.get_disclosure(department, &id, None).await?;
         items.push(ExplainItem {
             disclosure_id: id,
             title: s.title,

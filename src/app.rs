@@ -2,6 +2,11 @@
 //! delivery worker, built from `Settings`. `Application::build` binds the listener (port 0
 //! works, for tests) without serving; `run_until_stopped` serves the API and runs the worker
 //! until shutdown and says which one stopped and why.
+//!
+//! Departments: one store, one worker and one listener for all of them; each department
+//! (`default` = the top-level config, plus those of `departments_dir`) gets its own ledger,
+//! channels, templates, LED screens and WeChat callbacks, and its API token says which
+//! department a request is for (`http::Tenants`).
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -13,11 +18,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::channel::Registry;
-use crate::config::Settings;
-use crate::delivery::worker::Worker;
+use crate::config::{Problems, Settings};
+use crate::delivery::worker::{Worker, WorkerDepartment};
 use crate::delivery::Ledger;
-use crate::http::{router, AppState};
-use crate::render::Renderer;
+use crate::http::{router, AppState, Tenant, Tenants};
 use crate::store;
 
 pub struct Application {
@@ -29,43 +33,69 @@ pub struct Application {
     worker: Arc<Worker>,
 }
 
+/// A start-up error of a department of `departments_dir` says which department.
+fn build_error(department: &Settings, e: anyhow::Error) -> anyhow::Error {
+    if department.department.code == store::DEFAULT_DEPARTMENT {
+        e
+    } else {
+        e.context(department.department.label())
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
-        let token = settings.api_token()?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "未配置 API 令牌：请在 [api] 中设置 token_env（环境变量名）或 token_file"
-            )
-        })?;
+        let views = settings.department_views();
+        let tokens = crate::config::department_tokens(&views)
+            .map_err(|p| anyhow::Error::new(Problems(p)))?;
         let store =
             store::connect_with(&settings.resolved_database_url(), settings.store_options())
                 .await
                 .with_context(|| {
                     format!("打开数据库 {}", store::redact_url(&settings.database_url))
                 })?;
-        let renderer = Renderer::load(&settings.templates_path())
-            .map_err(|p| anyhow::Error::new(crate::config::Problems(p)))?;
-        let registry =
-            Registry::build_with_store(&settings.channels, store.clone()).context("建立渠道")?;
-        let screens = registry.screens().clone();
-        crate::led::restore(store.as_ref(), &settings, &screens)
-            .await
-            .context("从台账恢复 LED 屏内容")?;
-        let ledger = Arc::new(Ledger::new(store.clone(), settings.clone()));
-        let wechat =
-            crate::wechat_callback::Callbacks::build(&settings, store.clone(), ledger.wake.clone())
-                .context("建立微信回调")?;
+        // One wake-up for the one worker, whichever department's ledger has new work.
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let mut tenants = Vec::new();
+        let mut worker_departments = Vec::new();
+        for view in &views {
+            let code = view.department.code.clone();
+            let renderer = view
+                .renderer()
+                .map_err(|p| build_error(view, anyhow::Error::new(Problems(p))))?;
+            let registry = Registry::build_for_department(&view.channels, &code, store.clone())
+                .map_err(|e| build_error(view, e.context("建立渠道")))?;
+            let screens = registry.screens().clone();
+            crate::led::restore(store.as_ref(), view, &screens)
+                .await
+                .map_err(|e| build_error(view, e.context("从台账恢复 LED 屏内容")))?;
+            let ledger = Arc::new(Ledger::with_wake(store.clone(), view.clone(), wake.clone()));
+            let wechat =
+                crate::wechat_callback::Callbacks::build(view, store.clone(), wake.clone())
+                    .map_err(|e| build_error(view, e.context("建立微信回调")))?;
+            tenants.push(Arc::new(Tenant {
+                ledger,
+                screens,
+                wechat,
+            }));
+            worker_departments.push(WorkerDepartment {
+                settings: view.clone(),
+                registry,
+                renderer: Arc::new(renderer),
+            });
+        }
+        let tenants = Tenants::new(tenants, tokens);
+        let default = tenants.default_tenant();
         // The search index catches up with what was stored while the daemon was down.
         store
             .refresh_search_index()
             .await
             .context("更新公开信息检索索引")?;
-        let worker = Arc::new(Worker::new(
+        let worker = Arc::new(Worker::for_departments(
             store,
-            registry,
-            Arc::new(renderer),
+            worker_departments,
             settings.clone(),
-            ledger.wake.clone(),
+            wake,
         ));
         let listener = TcpListener::bind(&settings.server.listen)
             .await
@@ -86,10 +116,10 @@ impl Application {
             addr,
             metrics,
             state: AppState {
-                ledger,
-                token: Some(Arc::new(token)),
-                screens: Arc::new(screens),
-                wechat,
+                ledger: default.ledger.clone(),
+                screens: Arc::new(default.screens.clone()),
+                wechat: default.wechat.clone(),
+                tenants: Arc::new(tenants),
             },
             worker,
         })
@@ -116,9 +146,14 @@ impl Application {
         self.worker.clone()
     }
 
-    /// The LED screens, by channel name.
+    /// The LED screens of the default department, by channel name.
     pub fn screens(&self) -> crate::led::Screens {
         (*self.state.screens).clone()
+    }
+
+    /// The ledger of a department by code (`default` is `ledger()`).
+    pub fn department_ledger(&self, code: &str) -> Option<Arc<Ledger>> {
+        self.state.tenants.get(code).map(|t| t.ledger.clone())
     }
 
     /// Serves the API and (if enabled) runs the worker until `shutdown` turns true. If
@@ -133,40 +168,42 @@ impl Application {
             let _ = outside.wait_for(|s| *s).await;
             let _ = forward_tx.send(true);
         });
-        // LED screens: expiry and the controller keep-alive, with the worker (a dark screen
-        // only logs; it never stops the daemon).
-        if settings.worker.enabled && !self.state.screens.is_empty() {
-            tokio::spawn(crate::led::run_refresh(
-                (*self.state.screens).clone(),
-                self.state.ledger.store.clone(),
-                stop_rx.clone(),
-            ));
+        for tenant in self.state.tenants.all() {
+            // LED screens: expiry and the controller keep-alive, with the worker (a dark
+            // screen only logs; it never stops the daemon).
+            if settings.worker.enabled && !tenant.screens.is_empty() {
+                tokio::spawn(crate::led::run_refresh(
+                    tenant.screens.clone(),
+                    tenant.ledger.store.clone(),
+                    stop_rx.clone(),
+                ));
+            }
+            // WeChat accounts: the staleness watchdog (政务新媒体: two weeks without an update
+            // fails the inspection), at start and every hour.
+            let own = &tenant.ledger.settings;
+            if settings.worker.enabled
+                && own
+                    .channels
+                    .channels
+                    .values()
+                    .any(|c| matches!(c, crate::config::ChannelSpec::Wechat(_)))
+            {
+                tokio::spawn(crate::channel::wechat::watch_staleness(
+                    own.clone(),
+                    tenant.ledger.store.clone(),
+                    crate::channel::wechat::STALENESS_LOG_EVERY,
+                    stop_rx.clone(),
+                ));
+            }
         }
-        // WeChat accounts: the staleness watchdog (政务新媒体: two weeks without an update fails
-        // the inspection), at start and every hour.
-        if settings.worker.enabled
-            && settings
-                .channels
-                .channels
-                .values()
-                .any(|c| matches!(c, crate::config::ChannelSpec::Wechat(_)))
-        {
-            tokio::spawn(crate::channel::wechat::watch_staleness(
-                settings.clone(),
-                self.state.ledger.store.clone(),
-                crate::channel::wechat::STALENESS_LOG_EVERY,
-                stop_rx.clone(),
-            ));
-        }
-        // The answers kept for WeChat's retries are forgotten after a while.
-        if !self.state.wechat.by_channel.is_empty() {
-            tokio::spawn(crate::wechat_callback::purge_old_answers(
-                self.state.ledger.store.clone(),
-                settings.wechat_callback.keep_answers,
-                Duration::from_secs(3600),
-                stop_rx.clone(),
-            ));
-        }
+        // The answers kept for WeChat's retries (every department's: one table, by appid)
+        // are forgotten after a while.
+        tokio::spawn(crate::wechat_callback::purge_old_answers(
+            self.state.ledger.store.clone(),
+            settings.wechat_callback.keep_answers,
+            Duration::from_secs(3600),
+            stop_rx.clone(),
+        ));
         // Prometheus metrics on their own (admin) listener; a failure there only logs.
         if let Some((listener, addr)) = self.metrics {
             let mut metrics_stop = stop_rx.clone();

@@ -1,13 +1,25 @@
-//! Settings: `config.toml`, the channel files `channels/*.toml`, environment overrides.
+//! Settings: `config.toml`, the channel files `channels/*.toml`, the departments of
+//! `departments_dir`, environment overrides.
 //! Owns: the typed settings, `load()` (embedded defaults, then the file, then
-//! `GONGKAI__SECTION__KEY` variables), `validate()` that reports every problem at once,
-//! and secret resolution (`secret_env` / `secret_file`; `Debug` never shows a secret).
+//! `GONGKAI__SECTION__KEY` variables, then the departments), `validate()` that reports every
+//! problem at once, and secret resolution (`secret_env` / `secret_file`; `Debug` never shows
+//! a secret).
+//!
+//! Departments (部门, the tenants of issue 7): the top-level config is the department
+//! `default` (its categories, `channels_dir`, `[api]` token, `[report.baseline]`). Each folder
+//! `departments_dir/<code>/` adds one more, with its own `department.toml` (name, publisher,
+//! `[api]` token, categories, report baseline, `[wechat_callback]`), `channels/*.toml` and
+//! optionally `templates/` (a template not found there comes from the top-level templates).
+//! `Settings::department_views` gives each department a `Settings` of its own (the shared
+//! sections from the top level, the department's own parts over them), so that the code that
+//! works for one department (the ledger, reports, status, channels) reads one `Settings`.
 //! Leaves building channels to `channel`, templates to `render`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -26,6 +38,8 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub templates_dir: PathBuf,
     pub channels_dir: PathBuf,
+    /// Folder of further departments (one subfolder each); none when absent.
+    pub departments_dir: Option<PathBuf>,
     pub server: ServerSettings,
     pub api: ApiSettings,
     pub worker: WorkerSettings,
@@ -46,6 +60,12 @@ pub struct Settings {
     /// Loaded from `channels_dir`.
     #[serde(skip)]
     pub channels: ChannelSettings,
+    /// The department this view of the settings belongs to (`default` for the top level).
+    #[serde(skip)]
+    pub department: Department,
+    /// The departments loaded from `departments_dir` (empty in a department's own view).
+    #[serde(skip)]
+    pub departments: Vec<DepartmentSpec>,
 }
 
 impl Default for Settings {
@@ -55,6 +75,7 @@ impl Default for Settings {
             database_max_connections: crate::store::postgres::DEFAULT_MAX_CONNECTIONS,
             templates_dir: "templates".into(),
             channels_dir: "channels".into(),
+            departments_dir: None,
             server: ServerSettings::default(),
             api: ApiSettings::default(),
             worker: WorkerSettings::default(),
@@ -68,7 +89,113 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             base_dir: PathBuf::from("."),
             channels: ChannelSettings::default(),
+            department: Department::default(),
+            departments: Vec::new(),
         }
+    }
+}
+
+/// Which department (部门, tenant) a view of the settings belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Department {
+    /// `default` for the top-level config, else its folder's name under `departments_dir`
+    /// (e.g. `minzheng-fz`). Stored with every row the department owns.
+    pub code: String,
+    /// 部门名称 (the top-level config has none).
+    pub name: String,
+    /// 发布机关: when set, a submitted disclosure's `publisher` must be exactly this.
+    pub publisher: Option<String>,
+    /// `departments_dir/<code>/` (None for `default`).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for Department {
+    fn default() -> Self {
+        Department {
+            code: crate::store::DEFAULT_DEPARTMENT.to_string(),
+            name: String::new(),
+            publisher: None,
+            dir: None,
+        }
+    }
+}
+
+impl Department {
+    /// How messages name it: "部门 minzheng-fz（福州市民政局）", or "部门 default".
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!("部门 {}", self.code)
+        } else {
+            format!("部门 {}（{}）", self.code, self.name)
+        }
+    }
+
+    /// `departments/<code>/department.toml`, for messages (None for `default`).
+    pub fn file(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(DEPARTMENT_FILE))
+    }
+}
+
+/// The file of a department's own settings in its folder.
+pub const DEPARTMENT_FILE: &str = "department.toml";
+
+/// One department of `departments_dir`: what it has of its own (everything else is shared
+/// with the top-level config). Paths are resolved.
+#[derive(Debug, Clone)]
+pub struct DepartmentSpec {
+    pub department: Department,
+    pub api: ApiSettings,
+    pub categories: Vec<Category>,
+    pub channels_dir: PathBuf,
+    pub channels: ChannelSettings,
+    pub baseline: Baseline,
+    pub applications_dir: PathBuf,
+    pub wechat_callback: crate::wechat_callback::config::WechatCallbackSettings,
+}
+
+/// `departments/<code>/department.toml` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepartmentFile {
+    name: Option<String>,
+    publisher: Option<String>,
+    #[serde(default)]
+    api: ApiSettings,
+    #[serde(default)]
+    categories: Vec<Category>,
+    #[serde(default)]
+    report: DepartmentReportFile,
+    #[serde(default)]
+    wechat_callback: Option<crate::wechat_callback::config::WechatCallbackSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DepartmentReportFile {
+    baseline: Baseline,
+    /// Relative to the department's folder; default `applications`.
+    applications_dir: Option<PathBuf>,
+}
+
+/// A department code: lower-case ASCII letters, digits and `-`, starting with a letter and
+/// not ending with `-`, at most 40 characters; `default` is the top-level config's.
+pub fn check_department_code(code: &str) -> Result<(), String> {
+    if code == crate::store::DEFAULT_DEPARTMENT {
+        return Err("部门代码 default 保留给顶层配置（config.toml 本身就是部门 default）".into());
+    }
+    let ok = !code.is_empty()
+        && code.len() <= 40
+        && code.starts_with(|c: char| c.is_ascii_lowercase())
+        && !code.ends_with('-')
+        && code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "部门代码 {code:?} 无效：只能含小写字母、数字和 -，以字母开头、不以 - 结尾，最长 40 个字符（如 minzheng-fz）"
+        ))
     }
 }
 
@@ -660,10 +787,311 @@ impl Settings {
         settings.channels = load_channels(&settings.resolve(&settings.channels_dir), &mut problems);
         settings.channels.calendar_dir = settings.resolve(&settings.calendar.dir);
         problems.extend(settings.validate());
+        if let Some(dir) = settings.departments_dir.clone() {
+            settings.departments = settings.load_departments(&dir, &mut problems);
+            problems.extend(settings.validate_departments());
+        }
         if !problems.is_empty() {
             return Err(anyhow::Error::new(Problems(problems)));
         }
         Ok(settings)
+    }
+
+    /// Reads every department folder under `dir` (sorted by code); problems are appended,
+    /// each naming the department and the file.
+    fn load_departments(&self, dir: &Path, problems: &mut Vec<String>) -> Vec<DepartmentSpec> {
+        let root = self.resolve(dir);
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(format!(
+                    "departments_dir：无法读取部门目录 {}：{e}",
+                    root.display()
+                ));
+                return Vec::new();
+            }
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .filter(|p| {
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+            })
+            .collect();
+        dirs.sort();
+        let before = problems.len();
+        let mut out = Vec::new();
+        for dir in dirs {
+            let Some(code) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+                problems.push(format!("{}：部门目录名不是有效的 UTF-8", dir.display()));
+                continue;
+            };
+            if let Err(e) = check_department_code(&code) {
+                problems.push(format!("{}：{e}", dir.display()));
+                continue;
+            }
+            if let Some(spec) = self.load_department(&code, &dir, problems) {
+                out.push(spec);
+            }
+        }
+        if out.is_empty() && problems.len() == before {
+            problems.push(format!(
+                "departments_dir：部门目录 {} 中没有任何部门（每个部门一个子目录，内含 {DEPARTMENT_FILE}）；不需要多部门请删除此项",
+                root.display()
+            ));
+        }
+        out
+    }
+
+    fn load_department(
+        &self,
+        code: &str,
+        dir: &Path,
+        problems: &mut Vec<String>,
+    ) -> Option<DepartmentSpec> {
+        let file = dir.join(DEPARTMENT_FILE);
+        let at = format!("部门 {code}（{}）", file.display());
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(format!(
+                    "{at}：无法读取部门配置文件（每个部门目录须有 {DEPARTMENT_FILE}）：{e}"
+                ));
+                return None;
+            }
+        };
+        let f: DepartmentFile = match toml::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(format!("{at}：TOML 格式错误：{}", e.message()));
+                return None;
+            }
+        };
+        let mut errs = Vec::new();
+        let name = f.name.unwrap_or_default();
+        if name.trim().is_empty() {
+            errs.push(format!(
+                "{at}：name：须写部门名称，如 name = \"福州市民政局\""
+            ));
+        }
+        let publisher = f.publisher.unwrap_or_default();
+        if publisher.trim().is_empty() {
+            errs.push(format!(
+                "{at}：publisher：须写发布机关（本部门公开件的 publisher 字段须与之相同），如 publisher = \"福州市民政局\""
+            ));
+        }
+        if let Some(cb) = &f.wechat_callback {
+            let fixed = crate::wechat_callback::config::WechatCallbackSettings::default().path;
+            if cb.path != fixed {
+                errs.push(format!(
+                    "{at}：[wechat_callback] path = {:?}：部门的公众号回调地址固定为 /wechat/{code}（及 /wechat/{code}/渠道名/callback），请删除此项",
+                    cb.path
+                ));
+            }
+        }
+        if f.api.token_env.is_none() && f.api.token_file.is_none() {
+            errs.push(format!(
+                "{at}：[api]：须配置 token_env 或 token_file（每个部门用自己的 API 令牌，令牌决定请求属于哪个部门）"
+            ));
+        }
+        problems.extend(errs);
+        let channels_dir = dir.join("channels");
+        let mut channel_problems = Vec::new();
+        let mut channels = load_channels(&channels_dir, &mut channel_problems);
+        channels.calendar_dir = self.resolve(&self.calendar.dir);
+        problems.extend(
+            channel_problems
+                .into_iter()
+                .map(|p| format!("部门 {code}：{p}")),
+        );
+        let resolve_in = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
+        Some(DepartmentSpec {
+            department: Department {
+                code: code.to_string(),
+                name: name.trim().to_string(),
+                publisher: Some(publisher.trim().to_string()).filter(|p| !p.is_empty()),
+                dir: Some(dir.to_path_buf()),
+            },
+            api: ApiSettings {
+                token_env: f.api.token_env,
+                token_file: f.api.token_file.map(resolve_in),
+            },
+            categories: f.categories,
+            channels_dir,
+            channels,
+            baseline: f.report.baseline,
+            applications_dir: resolve_in(
+                f.report
+                    .applications_dir
+                    .unwrap_or_else(|| PathBuf::from("applications")),
+            ),
+            wechat_callback: {
+                let mut cb = f.wechat_callback.unwrap_or_default();
+                cb.encoding_aes_key_file = cb.encoding_aes_key_file.map(resolve_in);
+                cb
+            },
+        })
+    }
+
+    /// This config as one department sees it: the shared sections (server, worker, retry,
+    /// gate, calendar, templates, database …) from here, the department's own parts over them.
+    pub fn department_view(&self, spec: &DepartmentSpec) -> Settings {
+        let mut v = self.clone();
+        v.departments = Vec::new();
+        v.department = spec.department.clone();
+        v.api = spec.api.clone();
+        v.categories = spec.categories.clone();
+        v.channels_dir = spec.channels_dir.clone();
+        v.channels = spec.channels.clone();
+        v.channels.calendar_dir = self.resolve(&self.calendar.dir);
+        v.report.baseline = spec.baseline.clone();
+        v.report.applications_dir = spec.applications_dir.clone();
+        v.wechat_callback = spec.wechat_callback.clone();
+        v
+    }
+
+    /// Every department's view, `default` (this config itself) first, then the departments
+    /// of `departments_dir` by code. Built from the current settings, so changes made after
+    /// `load` (tests, environment) reach every department.
+    pub fn department_views(&self) -> Vec<Arc<Settings>> {
+        let mut top = self.clone();
+        top.departments = Vec::new();
+        let mut out = vec![Arc::new(top)];
+        out.extend(
+            self.departments
+                .iter()
+                .map(|spec| Arc::new(self.department_view(spec))),
+        );
+        out
+    }
+
+    /// One department's view by code (`default`: this config), for the command line.
+    pub fn for_department(&self, code: &str) -> anyhow::Result<Settings> {
+        if code == crate::store::DEFAULT_DEPARTMENT {
+            let mut top = self.clone();
+            top.departments = Vec::new();
+            return Ok(top);
+        }
+        match self.departments.iter().find(|d| d.department.code == code) {
+            Some(spec) => Ok(self.department_view(spec)),
+            None => {
+                let known: Vec<&str> = std::iter::once(crate::store::DEFAULT_DEPARTMENT)
+                    .chain(self.departments.iter().map(|d| d.department.code.as_str()))
+                    .collect();
+                anyhow::bail!(
+                    "没有部门 {code:?}（已配置的部门：{}；部门在 departments_dir 的子目录中配置）",
+                    known.join("、")
+                )
+            }
+        }
+    }
+
+    /// Problems of the departments of `departments_dir`, each naming the department and
+    /// its file: each one's own settings, and what departments must not share (the source
+    /// of an API token, a WeChat official account).
+    fn validate_departments(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let views = self.department_views();
+        for v in views.iter().skip(1) {
+            let at = format!(
+                "部门 {}（{}）",
+                v.department.code,
+                v.department
+                    .file()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default()
+            );
+            p.extend(
+                v.validate_department()
+                    .into_iter()
+                    .map(|m| format!("{at}：{m}")),
+            );
+        }
+        // The same token source for two departments would give both the same token.
+        let mut sources: BTreeMap<String, &str> = BTreeMap::new();
+        for v in &views {
+            let mut keys = Vec::new();
+            if let Some(env) = &v.api.token_env {
+                keys.push(format!("环境变量 {env}"));
+            }
+            if let Some(file) = &v.api.token_file {
+                let file = v.resolve(file);
+                // The same file by another path (`../other/secrets/api_token`) is the same.
+                let file = std::fs::canonicalize(&file).unwrap_or(file);
+                keys.push(format!("令牌文件 {}", file.display()));
+            }
+            for key in keys {
+                if let Some(first) = sources.insert(key.clone(), v.department.code.as_str()) {
+                    p.push(format!(
+                        "部门 {first} 与部门 {} 的 [api] 令牌来自同一处（{key}）：每个部门须有自己的令牌，令牌决定请求属于哪个部门",
+                        v.department.code
+                    ));
+                }
+            }
+        }
+        // One official account belongs to one department: its callback answers from that
+        // department's items, and its token and media live under its appid.
+        let mut appids: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for v in &views {
+            for (name, spec) in &v.channels.channels {
+                let ChannelSpec::Wechat(w) = spec else {
+                    continue;
+                };
+                let file = v.channels_dir_path().join(format!("{name}.toml"));
+                match appids.get(&w.appid) {
+                    Some((dept, first)) if *dept != v.department.code => p.push(format!(
+                        "部门 {} 的 {} 与部门 {dept} 的 {first} 使用同一个微信公众号 appid {:?}：一个公众号只能属于一个部门",
+                        v.department.code,
+                        file.display(),
+                        w.appid
+                    )),
+                    Some(_) => {}
+                    None => {
+                        appids.insert(
+                            w.appid.clone(),
+                            (v.department.code.clone(), file.display().to_string()),
+                        );
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// `channels_dir` resolved (a department's is absolute already).
+    pub fn channels_dir_path(&self) -> PathBuf {
+        self.resolve(&self.channels_dir)
+    }
+
+    /// Where a template is read from: the department's own `templates/` when it has the
+    /// file, else the top-level templates folder.
+    pub fn template_file(&self, name: &str) -> PathBuf {
+        if let Some(dir) = self.department_templates_dir() {
+            let own = dir.join(name);
+            if own.is_file() {
+                return own;
+            }
+        }
+        self.templates_path().join(name)
+    }
+
+    /// The department's own templates folder, if it has one.
+    pub fn department_templates_dir(&self) -> Option<PathBuf> {
+        self.department
+            .dir
+            .as_ref()
+            .map(|d| d.join("templates"))
+            .filter(|d| d.is_dir())
+    }
+
+    /// The templates this department renders with: the top-level folder, then its own
+    /// folder over it (same relative name = its own wins).
+    pub fn renderer(&self) -> Result<crate::render::Renderer, Vec<String>> {
+        let mut dirs = vec![self.templates_path()];
+        dirs.extend(self.department_templates_dir());
+        crate::render::Renderer::load_layered(&dirs)
     }
 
     /// A path from the config, relative to the config file's folder.
@@ -719,6 +1147,51 @@ impl Settings {
         .map_err(|e| anyhow::anyhow!("[api] 令牌：{e}"))
     }
 
+    /// Where this view's problems are: "" for the top-level config, "部门 X（file）：" for a
+    /// department of `departments_dir`.
+    pub fn department_prefix(&self) -> String {
+        match self.department.file() {
+            Some(file) => format!("部门 {}（{}）：", self.department.code, file.display()),
+            None => String::new(),
+        }
+    }
+}
+
+/// Every department's API token, read now (`serve`, `check-config`): each must be
+/// configured and readable, and no two departments may have the same token, since the
+/// token is what says which department a request is for. Problems name the department.
+pub fn department_tokens(
+    views: &[Arc<Settings>],
+) -> Result<Vec<(Secret, Arc<Settings>)>, Vec<String>> {
+    let mut out: Vec<(Secret, Arc<Settings>)> = Vec::new();
+    let mut problems = Vec::new();
+    for v in views {
+        let at = v.department_prefix();
+        match v.api_token() {
+            Err(e) => problems.push(format!("{at}{e}")),
+            Ok(None) => problems.push(format!(
+                "{at}未配置 API 令牌：请在 [api] 中设置 token_env（环境变量名）或 token_file"
+            )),
+            Ok(Some(token)) => {
+                if let Some((_, first)) = out.iter().find(|(t, _)| *t == token) {
+                    problems.push(format!(
+                        "部门 {} 与部门 {} 的 API 令牌相同：每个部门须有自己的令牌，令牌决定请求属于哪个部门",
+                        first.department.code, v.department.code
+                    ));
+                } else {
+                    out.push((token, v.clone()));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+impl Settings {
     pub fn instance_id(&self) -> String {
         self.worker.instance_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname")
@@ -728,11 +1201,17 @@ impl Settings {
         })
     }
 
-    /// Every problem with the settings, each naming the key.
+    /// Every problem with the settings, each naming the key: the shared sections and the
+    /// top-level config's own department (`default`).
     pub fn validate(&self) -> Vec<String> {
+        let mut p = self.validate_shared();
+        p.extend(self.validate_department());
+        p
+    }
+
+    /// Problems of the sections every department shares.
+    fn validate_shared(&self) -> Vec<String> {
         let mut p = Vec::new();
-        let codes: Vec<String> = self.categories.iter().map(|c| c.code.clone()).collect();
-        p.extend(self.wechat_callback.validate(&codes));
         if self.server.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(
                 "server.listen = {:?}：不是有效的监听地址（应如 127.0.0.1:8080）",
@@ -788,6 +1267,44 @@ impl Settings {
                 self.database_max_connections
             ));
         }
+        if !(self.report.warn_at > 0.0 && self.report.warn_at <= 1.0) {
+            p.push(format!(
+                "report.warn_at = {}：应在 0 到 1 之间（如 0.6 表示用去 60% 时限即提醒）",
+                self.report.warn_at
+            ));
+        }
+        for (i, w) in self.gate.forbidden_words.iter().enumerate() {
+            if w.trim().is_empty() {
+                p.push(format!("gate.forbidden_words[{i}]：不能为空"));
+            }
+        }
+        for (i, t) in self.gate.outdated_terms.iter().enumerate() {
+            if t.term.trim().is_empty() {
+                p.push(format!("gate.outdated_terms[{i}].term：不能为空"));
+            }
+            if t.correct.trim().is_empty() || t.correct == t.term {
+                p.push(format!(
+                    "gate.outdated_terms[{i}].correct：应写出与 {:?} 不同的正确表述",
+                    t.term
+                ));
+            }
+        }
+        let templates = self.templates_path();
+        if !templates.is_dir() {
+            p.push(format!(
+                "templates_dir：模板目录 {} 不存在",
+                templates.display()
+            ));
+        }
+        p
+    }
+
+    /// Problems of one department's own settings (its taxonomy, channels, baseline, WeChat
+    /// callback and the templates its channels use).
+    fn validate_department(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let codes: Vec<String> = self.categories.iter().map(|c| c.code.clone()).collect();
+        p.extend(self.wechat_callback.validate(&codes));
         if self.categories.is_empty() {
             p.push("categories：至少需要一个 [[categories]] 分类".into());
         }
@@ -842,37 +1359,9 @@ impl Settings {
                 }
             }
         }
-        if !(self.report.warn_at > 0.0 && self.report.warn_at <= 1.0) {
-            p.push(format!(
-                "report.warn_at = {}：应在 0 到 1 之间（如 0.6 表示用去 60% 时限即提醒）",
-                self.report.warn_at
-            ));
-        }
-        for (i, w) in self.gate.forbidden_words.iter().enumerate() {
-            if w.trim().is_empty() {
-                p.push(format!("gate.forbidden_words[{i}]：不能为空"));
-            }
-        }
-        for (i, t) in self.gate.outdated_terms.iter().enumerate() {
-            if t.term.trim().is_empty() {
-                p.push(format!("gate.outdated_terms[{i}].term：不能为空"));
-            }
-            if t.correct.trim().is_empty() || t.correct == t.term {
-                p.push(format!(
-                    "gate.outdated_terms[{i}].correct：应写出与 {:?} 不同的正确表述",
-                    t.term
-                ));
-            }
-        }
-        let templates = self.templates_path();
-        if !templates.is_dir() {
-            p.push(format!(
-                "templates_dir：模板目录 {} 不存在",
-                templates.display()
-            ));
-        } else {
+        if self.templates_path().is_dir() {
             for (name, spec) in &self.channels.channels {
-                let t = templates.join(spec.template());
+                let t = self.template_file(spec.template());
                 if !t.is_file() {
                     p.push(format!(
                         "channels/{name}.toml template = {:?}：模板文件 {} 不存在",

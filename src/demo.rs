@@ -289,7 +289,7 @@ pub async fn run(keep: Option<&Path>, with_failures: bool) -> anyhow::Result<()>
     let rows = loop {
         let rows = ledger
             .store
-            .list_deliveries(&DeliveryFilter::default())
+            .list_deliveries(ledger.department(), &DeliveryFilter::default())
             .await?;
         let done = rows.iter().filter(|d| d.status.is_final()).count();
         let delivered = rows
@@ -383,7 +383,7 @@ pub async fn run(keep: Option<&Path>, with_failures: bool) -> anyhow::Result<()>
         );
     }
 
-    let groups = ledger.store.published_groups().await?;
+    let groups = ledger.store.published_groups(ledger.department()).await?;
     let r = report::build(
         &ledger.settings,
         &groups,
@@ -487,11 +487,14 @@ async fn leave_a_failure(
     loop {
         let rows = ledger
             .store
-            .list_deliveries(&DeliveryFilter {
-                disclosure_id: Some(id.clone()),
-                channel: Some("gov_site".into()),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                ledger.department(),
+                &DeliveryFilter {
+                    disclosure_id: Some(id.clone()),
+                    channel: Some("gov_site".into()),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await?;
         if rows.iter().any(|r| r.status == DeliveryStatus::Dead) {
             println!("\n6. 故障注入：网站平台连续 {FAULT_ATTEMPTS} 次返回 503（维护中），{id} 投递网站失败（已停止自动重试）。");

@@ -100,7 +100,8 @@ impl Registry {
         store: &dyn Store,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let counts = store.count_deliveries().await?;
+        // Every department together: the series are per channel name.
+        let counts = store.count_deliveries(None).await?;
         let due = store.count_due(now).await?;
         let mut out = String::new();
         header(
@@ -163,24 +164,29 @@ pub async fn track_wechat_callbacks(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let channel = request
-        .uri()
-        .path()
-        .strip_prefix("/wechat/")
-        .map(|rest| rest.split('/').next().unwrap_or_default().to_string());
-    let Some(channel) = channel else {
+    let Some(rest) = request.uri().path().strip_prefix("/wechat/") else {
         return next.run(request).await;
     };
-    let channel = if state
-        .ledger
-        .settings
-        .channels
-        .channels
-        .contains_key(&channel)
-    {
-        channel
-    } else {
-        "unknown".to_string()
+    let segs: Vec<&str> = rest.split('/').collect();
+    let known = |settings: &crate::config::Settings, name: &str| {
+        settings.channels.channels.contains_key(name)
+    };
+    // `/wechat/{channel}/…` is the default department's; `/wechat/{department}` and
+    // `/wechat/{department}/{channel}/callback` a department's, counted as
+    // "department/channel".
+    let channel = match segs.as_slice() {
+        [dept] => match state.tenants.get(dept) {
+            Some(t) if known(&t.ledger.settings, &t.wechat.default_channel) => {
+                format!("{dept}/{}", t.wechat.default_channel)
+            }
+            _ => "unknown".to_string(),
+        },
+        [dept, ch, "callback"] => match state.tenants.get(dept) {
+            Some(t) if known(&t.ledger.settings, ch) => format!("{dept}/{ch}"),
+            _ => "unknown".to_string(),
+        },
+        [ch, ..] if known(&state.ledger.settings, ch) => ch.to_string(),
+        _ => "unknown".to_string(),
     };
     let started = std::time::Instant::now();
     let response = next.run(request).await;

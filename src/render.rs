@@ -63,12 +63,23 @@ pub struct Renderer {
 impl Renderer {
     /// Loads and compiles every `*.j2` file under `dir`; every broken template is reported.
     pub fn load(dir: &Path) -> Result<Renderer, Vec<String>> {
+        Renderer::load_layered(&[dir.to_path_buf()])
+    }
+
+    /// Like `load` over several folders in order: a template of a later folder replaces the
+    /// one of the same relative name from an earlier one (a department's own templates over
+    /// the top-level ones).
+    pub fn load_layered(dirs: &[std::path::PathBuf]) -> Result<Renderer, Vec<String>> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         let mut problems = Vec::new();
         let mut files = Vec::new();
-        collect_templates(dir, dir, &mut files, &mut problems);
-        files.sort();
+        for dir in dirs {
+            let mut layer = Vec::new();
+            collect_templates(dir, dir, &mut layer, &mut problems);
+            layer.sort();
+            files.extend(layer);
+        }
         for (name, path) in files {
             match std::fs::read_to_string(&path) {
                 Ok(source) => {

@@ -88,16 +88,20 @@ pub async fn collect(
     today: Option<NaiveDate>,
 ) -> StoreResult<Status> {
     let today = today.unwrap_or_else(|| china_today(now));
+    let department = settings.department.code.as_str();
     let open = store
-        .list_deliveries(&DeliveryFilter {
-            statuses: vec![
-                DeliveryStatus::Pending,
-                DeliveryStatus::InFlight,
-                DeliveryStatus::Retrying,
-                DeliveryStatus::Dead,
-            ],
-            ..DeliveryFilter::default()
-        })
+        .list_deliveries(
+            department,
+            &DeliveryFilter {
+                statuses: vec![
+                    DeliveryStatus::Pending,
+                    DeliveryStatus::InFlight,
+                    DeliveryStatus::Retrying,
+                    DeliveryStatus::Dead,
+                ],
+                ..DeliveryFilter::default()
+            },
+        )
         .await?;
     let mut items = Vec::new();
     let mut revisions = HashMap::new();
@@ -106,7 +110,7 @@ pub async fn collect(
         let key = (d.disclosure_id.clone(), d.revision);
         if !revisions.contains_key(&key) {
             let s = store
-                .get_disclosure(&d.disclosure_id, Some(d.revision))
+                .get_disclosure(department, &d.disclosure_id, Some(d.revision))
                 .await?;
             revisions.insert(key.clone(), s);
         }

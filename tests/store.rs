@@ -18,6 +18,8 @@ use gongkai::store::{
 use tempfile::TempDir;
 
 const LEASE: Duration = Duration::from_secs(60);
+/// The department of the tests that are not about departments.
+const DEPT: &str = gongkai::store::DEFAULT_DEPARTMENT;
 
 #[path = "support/pg.rs"]
 mod pg;
@@ -121,7 +123,10 @@ async fn ingest(
     channels: &[&str],
     now: DateTime<Utc>,
 ) -> Vec<i64> {
-    match store.insert_disclosure(&new, &to(channels), now).await {
+    match store
+        .insert_disclosure(DEPT, &new, &to(channels), now)
+        .await
+    {
         Ok(IngestOutcome::Created { delivery_ids }) => delivery_ids,
         other => panic!("expected a new revision, got {other:?}"),
     }
@@ -210,7 +215,11 @@ fn dead() -> NextState {
 }
 
 async fn status_of(store: &Arc<dyn Store>, id: i64) -> DeliveryStatus {
-    store.get_delivery(id).await.expect("read delivery").status
+    store
+        .get_delivery(DEPT, id)
+        .await
+        .expect("read delivery")
+        .status
 }
 
 fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, needle: &str) {
@@ -231,7 +240,12 @@ async fn story(store: Arc<dyn Store>) {
 
     // Upstream sends it again: nothing new.
     let again = store
-        .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(1))
+        .insert_disclosure(
+            DEPT,
+            &revision("GK-1", 1, "v1"),
+            &to(&["site", "wall"]),
+            t(1),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -243,7 +257,12 @@ async fn story(store: Arc<dyn Store>) {
     // The same revision with other content is refused.
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 1, "v1-edited"), &to(&["site"]), t(1))
+            .insert_disclosure(
+                DEPT,
+                &revision("GK-1", 1, "v1-edited"),
+                &to(&["site"]),
+                t(1),
+            )
             .await,
         "第1版已存在",
     );
@@ -263,7 +282,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // A correction arrives: revision 1 to the wall is never sent now.
     let second = ingest(&store, revision("GK-1", 2, "v2"), &["site", "wall"], t(10)).await;
-    let wall_1 = store.get_delivery(first[1]).await.unwrap();
+    let wall_1 = store.get_delivery(DEPT, first[1]).await.unwrap();
     assert_eq!(wall_1.status, DeliveryStatus::Withdrawn);
     assert_eq!(wall_1.last_error.as_deref(), Some("已被第2版取代"));
     assert_eq!(wall_1.next_attempt_at, None);
@@ -272,7 +291,7 @@ async fn story(store: Arc<dyn Store>) {
     // A late copy of revision 1 is refused.
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 1, "v1-late"), &to(&["site"]), t(11))
+            .insert_disclosure(DEPT, &revision("GK-1", 1, "v1-late"), &to(&["site"]), t(11))
             .await,
         "已有更高版本（第2版）",
     );
@@ -280,7 +299,12 @@ async fn story(store: Arc<dyn Store>) {
     // A retried copy of the very first submission is still answered as before.
     assert_eq!(
         store
-            .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(11))
+            .insert_disclosure(
+                DEPT,
+                &revision("GK-1", 1, "v1"),
+                &to(&["site", "wall"]),
+                t(11)
+            )
             .await
             .unwrap(),
         IngestOutcome::Unchanged {
@@ -296,13 +320,13 @@ async fn story(store: Arc<dyn Store>) {
         assert_eq!(c.disclosure.json, revision("GK-1", 2, "v2").json);
         complete(&store, c, "worker-a", delivered("r2"), t(21)).await;
     }
-    let site_2 = store.get_delivery(second[0]).await.unwrap();
+    let site_2 = store.get_delivery(DEPT, second[0]).await.unwrap();
     assert_eq!(site_2.delivered_at, Some(t(21)));
     assert_eq!(site_2.remote_id.as_deref(), Some("r2"));
     assert_eq!(site_2.claimed_by, None);
 
     // The report counts each channel once, from its first delivery.
-    let published = store.list_published().await.unwrap();
+    let published = store.list_published(DEPT).await.unwrap();
     let counted: Vec<_> = published
         .iter()
         .map(|p| {
@@ -320,7 +344,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // The department withdraws it: both channels hold it, so both get a withdraw delivery.
     let outcome = store
-        .withdraw_disclosure("GK-1", "cli:王科长", Some("信息有误"), t(30))
+        .withdraw_disclosure(DEPT, "GK-1", "cli:王科长", Some("信息有误"), t(30))
         .await
         .unwrap();
     let WithdrawOutcome::Withdrawn {
@@ -343,7 +367,7 @@ async fn story(store: Arc<dyn Store>) {
     // Withdrawing again changes nothing; no revision is accepted any more.
     assert_eq!(
         store
-            .withdraw_disclosure("GK-1", "cli:王科长", None, t(40))
+            .withdraw_disclosure(DEPT, "GK-1", "cli:王科长", None, t(40))
             .await
             .unwrap(),
         WithdrawOutcome::AlreadyWithdrawn {
@@ -352,21 +376,21 @@ async fn story(store: Arc<dyn Store>) {
     );
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 3, "v3"), &to(&["site"]), t(41))
+            .insert_disclosure(DEPT, &revision("GK-1", 3, "v3"), &to(&["site"]), t(41))
             .await,
         "该公开件已撤回",
     );
-    let latest = store.get_disclosure("GK-1", None).await.unwrap();
+    let latest = store.get_disclosure(DEPT, "GK-1", None).await.unwrap();
     assert_eq!(latest.revision, 2);
     assert_eq!(latest.withdrawn_at, Some(t(30)));
     assert_eq!(latest.withdrawn_by.as_deref(), Some("cli:王科长"));
     assert_eq!(latest.withdraw_reason.as_deref(), Some("信息有误"));
-    let original = store.get_disclosure("GK-1", Some(1)).await.unwrap();
+    let original = store.get_disclosure(DEPT, "GK-1", Some(1)).await.unwrap();
     assert_eq!(original.content_hash, "hash-of-v1");
     assert_eq!(original.withdrawn_at, Some(t(30)));
 
     // History: the wall's revision-1 delivery keeps its failed attempt.
-    let attempts = store.list_attempts(first[1]).await.unwrap();
+    let attempts = store.list_attempts(DEPT, first[1]).await.unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].outcome, AttemptOutcome::Transient);
     assert_eq!(attempts[0].http_status, Some(503));
@@ -384,7 +408,12 @@ async fn resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflic
 
     // Resubmitting with other channels still creates nothing.
     let again = store
-        .insert_disclosure(&revision("GK-1", 1, "v1"), &to(&["site", "wall"]), t(5))
+        .insert_disclosure(
+            DEPT,
+            &revision("GK-1", 1, "v1"),
+            &to(&["site", "wall"]),
+            t(5),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -395,17 +424,17 @@ async fn resubmitting_a_revision_is_unchanged_and_different_content_is_a_conflic
     );
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 1, "other"), &to(&["site"]), t(5))
+            .insert_disclosure(DEPT, &revision("GK-1", 1, "other"), &to(&["site"]), t(5))
             .await,
         "内容不同",
     );
     let all = store
-        .list_deliveries(&DeliveryFilter::default())
+        .list_deliveries(DEPT, &DeliveryFilter::default())
         .await
         .unwrap();
     assert_eq!(all.len(), 1);
     assert!(matches!(
-        store.get_disclosure("GK-2", None).await,
+        store.get_disclosure(DEPT, "GK-2", None).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -446,7 +475,7 @@ async fn a_higher_revision_supersedes_unfinished_publish_deliveries_of_older_one
         (r1[2], DeliveryStatus::Withdrawn),
         (r1[3], DeliveryStatus::Delivered),
     ] {
-        let row = store.get_delivery(id).await.unwrap();
+        let row = store.get_delivery(DEPT, id).await.unwrap();
         assert_eq!(row.status, expected, "delivery {id} to {}", row.channel);
         if expected == DeliveryStatus::Withdrawn {
             assert_eq!(row.last_error.as_deref(), Some("已被第2版取代"));
@@ -461,16 +490,20 @@ async fn a_revision_lower_than_the_highest_stored_is_refused(db: Db) {
 
     assert_conflict(
         store
-            .insert_disclosure(&revision("GK-1", 2, "v2"), &to(&["site"]), t(1))
+            .insert_disclosure(DEPT, &revision("GK-1", 2, "v2"), &to(&["site"]), t(1))
             .await,
         "已有更高版本（第3版）",
     );
     assert_eq!(
-        store.get_disclosure("GK-1", None).await.unwrap().revision,
+        store
+            .get_disclosure(DEPT, "GK-1", None)
+            .await
+            .unwrap()
+            .revision,
         3
     );
     assert!(matches!(
-        store.get_disclosure("GK-1", Some(2)).await,
+        store.get_disclosure(DEPT, "GK-1", Some(2)).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -493,7 +526,7 @@ async fn claims_take_the_oldest_due_first_and_leave_the_rest(db: Db) {
     assert_eq!(store.next_due_at().await.unwrap(), Some(t(100)));
     assert_eq!(ids(&claim(&store, "w", t(100)).await), vec![a]);
     assert_eq!(
-        store.get_delivery(a).await.unwrap().attempts,
+        store.get_delivery(DEPT, a).await.unwrap().attempts,
         2,
         "the retry counts as the second attempt"
     );
@@ -536,7 +569,7 @@ async fn an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down(db:
     assert_eq!(by_b[0].attempt_number, 2);
     assert_eq!(by_b[0].delivery.claimed_by.as_deref(), Some("instance-b"));
     assert_ne!(by_b[0].claim_token, by_a[0].claim_token);
-    let attempts = store.list_attempts(id).await.unwrap();
+    let attempts = store.list_attempts(DEPT, id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     let lost = &attempts[0];
     assert_eq!(lost.outcome, AttemptOutcome::Lost);
@@ -551,7 +584,7 @@ async fn an_expired_lease_is_taken_over_and_the_lost_attempt_is_written_down(db:
     );
 
     complete(&store, &by_b[0], "instance-b", delivered("x"), t(62)).await;
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Delivered);
     assert_eq!(row.attempts, 2);
     assert_eq!(row.last_error, None);
@@ -566,11 +599,11 @@ async fn a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing(d
     // instance-a was only slow: it reports after instance-b took over.
     complete(&store, &by_a[0], "instance-a", dead(), t(71)).await;
 
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::InFlight);
     assert_eq!(row.claimed_by.as_deref(), Some("instance-b"));
     // Both reports of attempt 1 are kept, in the order they were written.
-    let attempts = store.list_attempts(id).await.unwrap();
+    let attempts = store.list_attempts(DEPT, id).await.unwrap();
     let seen: Vec<_> = attempts
         .iter()
         .map(|a| (a.number, a.outcome, a.instance.as_deref()))
@@ -586,7 +619,7 @@ async fn a_completion_with_a_stale_claim_token_is_recorded_but_changes_nothing(d
     // The current claim still completes.
     complete(&store, &by_b[0], "instance-b", delivered("x"), t(72)).await;
     assert_eq!(status_of(&store, id).await, DeliveryStatus::Delivered);
-    assert_eq!(store.list_attempts(id).await.unwrap().len(), 3);
+    assert_eq!(store.list_attempts(DEPT, id).await.unwrap().len(), 3);
     // A second report with the used token changes nothing either.
     complete(&store, &by_b[0], "instance-b", dead(), t(73)).await;
     assert_eq!(status_of(&store, id).await, DeliveryStatus::Delivered);
@@ -600,11 +633,14 @@ async fn an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history(db:
     assert_eq!(status_of(&store, id).await, DeliveryStatus::Dead);
 
     // Act
-    let result = store.retry_now(&[id], "cli:张三", t(10)).await.unwrap();
+    let result = store
+        .retry_now(DEPT, &[id], "cli:张三", t(10))
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(result, vec![RetryResult::Scheduled { id }]);
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Pending);
     assert_eq!(row.next_attempt_at, Some(t(10)));
     assert_eq!(row.next_trigger, AttemptTrigger::Manual);
@@ -615,12 +651,12 @@ async fn an_operator_retry_is_manual_on_the_next_claim_and_keeps_the_history(db:
     assert_eq!(second[0].trigger, AttemptTrigger::Manual);
     assert_eq!(second[0].requested_by.as_deref(), Some("cli:张三"));
     assert_eq!(second[0].attempt_number, 2);
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.next_trigger, AttemptTrigger::Scheduled);
     assert_eq!(row.requested_by, None);
 
     complete(&store, &second[0], "w", delivered("x"), t(12)).await;
-    let attempts = store.list_attempts(id).await.unwrap();
+    let attempts = store.list_attempts(DEPT, id).await.unwrap();
     let seen: Vec<_> = attempts
         .iter()
         .map(|a| (a.number, a.trigger, a.requested_by.as_deref(), a.outcome))
@@ -666,7 +702,7 @@ async fn an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unkn
         .unwrap();
     let withdrawn = ingest(&store, revision("GK-2", 1, "v"), &["site"], t(3)).await[0];
     store
-        .withdraw_disclosure("GK-2", "cli:op", None, t(4))
+        .withdraw_disclosure(DEPT, "GK-2", "cli:op", None, t(4))
         .await
         .unwrap();
     assert_eq!(
@@ -684,7 +720,7 @@ async fn an_operator_retry_is_refused_for_delivered_withdrawn_in_flight_and_unkn
         (9999, Some("没有这个投递")),
     ];
     let asked: Vec<i64> = table.iter().map(|(id, _)| *id).collect();
-    let results = store.retry_now(&asked, "cli:op", t(5)).await.unwrap();
+    let results = store.retry_now(DEPT, &asked, "cli:op", t(5)).await.unwrap();
     for ((id, refusal), result) in table.iter().zip(&results) {
         let expected = match refusal {
             None => RetryResult::Scheduled { id: *id },
@@ -720,7 +756,7 @@ async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_i
 
     // Act
     let outcome = store
-        .withdraw_disclosure("GK-1", "cli:op", Some("撤回原因"), t(10))
+        .withdraw_disclosure(DEPT, "GK-1", "cli:op", Some("撤回原因"), t(10))
         .await
         .unwrap();
 
@@ -734,10 +770,13 @@ async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_i
     };
     assert_eq!(cancelled, vec![p[1], p[2]]);
     let withdrawals = store
-        .list_deliveries(&DeliveryFilter {
-            disclosure_id: Some("GK-1".into()),
-            ..Default::default()
-        })
+        .list_deliveries(
+            DEPT,
+            &DeliveryFilter {
+                disclosure_id: Some("GK-1".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
         .into_iter()
@@ -761,14 +800,14 @@ async fn withdrawing_cancels_unsent_publish_deliveries_and_withdraws_where_the_i
         vec![delivery_ids[0], delivery_ids[1]]
     );
     complete(&store, sending_to_d, "w", retry_at(t(20)), t(12)).await;
-    let d = store.get_delivery(p[3]).await.unwrap();
+    let d = store.get_delivery(DEPT, p[3]).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Withdrawn);
     assert_eq!(d.last_error.as_deref(), Some("该公开件已撤回"));
     assert_eq!(ids(&claim(&store, "w", t(13)).await), vec![delivery_ids[2]]);
 
     assert!(matches!(
         store
-            .withdraw_disclosure("GK-404", "cli:op", None, t(14))
+            .withdraw_disclosure(DEPT, "GK-404", "cli:op", None, t(14))
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -782,7 +821,7 @@ async fn a_failed_attempt_of_a_superseded_revision_is_withdrawn_instead_of_retri
 
     complete(&store, &in_flight[0], "w", retry_at(t(30)), t(3)).await;
 
-    let row = store.get_delivery(r1[0]).await.unwrap();
+    let row = store.get_delivery(DEPT, r1[0]).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Withdrawn);
     assert_eq!(row.last_error.as_deref(), Some("已被第2版取代"));
     assert_eq!(row.next_attempt_at, None);
@@ -818,7 +857,7 @@ async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_date
         complete(&store, &c, "w", delivered("y"), t(42)).await;
     }
     store
-        .withdraw_disclosure("GK-3", "cli:op", None, t(43))
+        .withdraw_disclosure(DEPT, "GK-3", "cli:op", None, t(43))
         .await
         .unwrap();
     for c in claim(&store, "w", t(44)).await {
@@ -829,7 +868,7 @@ async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_date
     ingest(&store, revision("GK-2", 1, "x"), &["site"], t(50)).await;
 
     let rows: Vec<_> = store
-        .list_published()
+        .list_published(DEPT)
         .await
         .unwrap()
         .into_iter()
@@ -864,7 +903,7 @@ async fn the_published_list_has_one_row_per_item_and_channel_with_its_first_date
     // The report's groups (the summary kept on delivery and on ingest) say the same: the
     // latest category, the first publish date's year, each item once on its first channel.
     let groups: Vec<_> = store
-        .published_groups()
+        .published_groups(DEPT)
         .await
         .unwrap()
         .into_iter()
@@ -886,7 +925,7 @@ async fn a_released_claim_is_due_again_without_counting_an_attempt(db: Db) {
     let id = ingest(&store, revision("GK-1", 1, "v1"), &["site"], t(0)).await[0];
     let first = claim(&store, "w", t(1)).await;
     complete(&store, &first[0], "w", dead(), t(2)).await;
-    store.retry_now(&[id], "cli:op", t(3)).await.unwrap();
+    store.retry_now(DEPT, &[id], "cli:op", t(3)).await.unwrap();
     let manual = claim(&store, "w", t(4)).await;
 
     // Shutting down before the send.
@@ -895,7 +934,7 @@ async fn a_released_claim_is_due_again_without_counting_an_attempt(db: Db) {
         .await
         .unwrap();
 
-    let row = store.get_delivery(id).await.unwrap();
+    let row = store.get_delivery(DEPT, id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Pending);
     assert_eq!(row.attempts, 1);
     assert_eq!(row.claimed_by, None);
@@ -966,7 +1005,7 @@ async fn deliveries_are_listed_by_id_with_the_filter_applied(db: Db) {
         let store = store.clone();
         async move {
             store
-                .list_deliveries(&filter)
+                .list_deliveries(DEPT, &filter)
                 .await
                 .unwrap()
                 .into_iter()
@@ -1005,11 +1044,11 @@ async fn deliveries_are_listed_by_id_with_the_filter_applied(db: Db) {
         vec![b[0]]
     );
     assert!(matches!(
-        store.get_delivery(9999).await,
+        store.get_delivery(DEPT, 9999).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.list_attempts(9999).await,
+        store.list_attempts(DEPT, 9999).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -1050,14 +1089,14 @@ async fn two_processes_on_one_database_deliver_each_delivery_exactly_once(db: Db
     assert_eq!(a.unwrap() + b.unwrap(), 200);
 
     let all = second
-        .list_deliveries(&DeliveryFilter::default())
+        .list_deliveries(DEPT, &DeliveryFilter::default())
         .await
         .unwrap();
     assert_eq!(all.len(), 200);
     for d in all {
         assert_eq!(d.status, DeliveryStatus::Delivered);
         assert_eq!(d.attempts, 1);
-        assert_eq!(first.list_attempts(d.id).await.unwrap().len(), 1);
+        assert_eq!(first.list_attempts(DEPT, d.id).await.unwrap().len(), 1);
     }
 }
 
@@ -1149,13 +1188,13 @@ async fn two_instances_racing_with_concurrent_claimers_deliver_each_exactly_once
     assert_eq!(before, all_claimed.len(), "a delivery was claimed twice");
     assert_eq!(all_claimed.len(), 400);
     for d in second
-        .list_deliveries(&DeliveryFilter::default())
+        .list_deliveries(DEPT, &DeliveryFilter::default())
         .await
         .unwrap()
     {
         assert_eq!(d.status, DeliveryStatus::Delivered, "delivery {}", d.id);
         assert_eq!(d.attempts, 1, "delivery {}", d.id);
-        assert_eq!(first.list_attempts(d.id).await.unwrap().len(), 1);
+        assert_eq!(first.list_attempts(DEPT, d.id).await.unwrap().len(), 1);
     }
 }
 
@@ -1193,7 +1232,7 @@ async fn expired_leases_are_taken_over_by_exactly_one_instance(db: Db) {
     );
     for c in a.iter().chain(b.iter()) {
         assert_eq!(c.attempt_number, 2);
-        let attempts = first.list_attempts(c.delivery.id).await.unwrap();
+        let attempts = first.list_attempts(DEPT, c.delivery.id).await.unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].outcome, AttemptOutcome::Lost);
         assert_eq!(attempts[0].instance.as_deref(), Some("dead"));
@@ -1228,6 +1267,9 @@ on_both_backends!(
     the_latest_published_are_by_publish_date_and_category,
     report_revisions_read_the_report_fields_of_the_stored_json,
     operator_accounts_sessions_and_the_day_list_hold,
+    departments_share_one_ledger_but_never_see_each_others_items,
+    one_queue_serves_every_department_and_the_sibling_rule_stays_within_one,
+    reports_search_and_counts_are_per_department,
 );
 
 /// PostgreSQL only: an idle instance waiting for work wakes when another instance stores
@@ -1268,7 +1310,7 @@ async fn published_groups_count_each_item_once_on_its_primary_channel(db: Db) {
     for c in claim(&store, "w", t(1)).await {
         complete(&store, &c, "w", delivered("x"), t(2)).await;
     }
-    let groups = store.published_groups().await.unwrap();
+    let groups = store.published_groups(DEPT).await.unwrap();
     let summary: Vec<_> = groups
         .iter()
         .map(|g| {
@@ -1467,7 +1509,7 @@ async fn a_fresh_answer_is_stored_in_one_write_and_the_first_stored_answer_wins(
 async fn search_ids(store: &Arc<dyn Store>, q: &str, limit: usize) -> Vec<String> {
     let query = gongkai::wechat_callback::search::SearchQuery::parse(q).expect("a query");
     store
-        .search_published(&query, SearchMatch::All, limit)
+        .search_published(DEPT, &query, SearchMatch::All, limit)
         .await
         .expect("search")
         .into_iter()
@@ -1524,7 +1566,7 @@ async fn search_ranks_the_phrase_in_titles_first_then_newest_within_each_tier(db
 
     let before = store.published_generation();
     store
-        .withdraw_disclosure("T2", "cli:op", None, t(2))
+        .withdraw_disclosure(DEPT, "T2", "cli:op", None, t(2))
         .await
         .unwrap();
     assert!(store.published_generation() > before, "a withdrawal too");
@@ -1557,7 +1599,7 @@ async fn deliver_all(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 async fn search(store: &Arc<dyn Store>, q: &str, mode: SearchMatch) -> Vec<(String, i64)> {
     let query = gongkai::wechat_callback::search::SearchQuery::parse(q).expect("a query");
     store
-        .search_published(&query, mode, 10)
+        .search_published(DEPT, &query, mode, 10)
         .await
         .expect("search")
         .into_iter()
@@ -1606,7 +1648,7 @@ async fn search_finds_the_latest_published_revision_and_never_a_withdrawn_one(db
     // Stored, but on no channel: never published.
     ingest(&store, unpublished, &[], t(2)).await;
     store
-        .withdraw_disclosure("GK-4", "cli:op", None, t(3))
+        .withdraw_disclosure(DEPT, "GK-4", "cli:op", None, t(3))
         .await
         .unwrap();
 
@@ -1659,7 +1701,7 @@ async fn search_finds_the_latest_published_revision_and_never_a_withdrawn_one(db
 
     // Withdrawn: gone from every answer at once.
     store
-        .withdraw_disclosure("GK-1", "cli:op", None, t(12))
+        .withdraw_disclosure(DEPT, "GK-1", "cli:op", None, t(12))
         .await
         .unwrap();
     assert_eq!(
@@ -1696,7 +1738,7 @@ async fn the_latest_published_are_by_publish_date_and_category(db: Db) {
     let url = |id: &str| format!("https://example.gov.cn/{id}-1");
     // Undated items come last, on both backends.
     assert_eq!(
-        latest(store.latest_published(None, 10).await.unwrap()),
+        latest(store.latest_published(DEPT, None, 10).await.unwrap()),
         vec![
             ("GK-2".to_string(), url("GK-2")),
             ("GK-3".to_string(), url("GK-3")),
@@ -1705,11 +1747,16 @@ async fn the_latest_published_are_by_publish_date_and_category(db: Db) {
         ]
     );
     assert_eq!(
-        latest(store.latest_published(None, 2).await.unwrap()).len(),
+        latest(store.latest_published(DEPT, None, 2).await.unwrap()).len(),
         2
     );
     assert_eq!(
-        latest(store.latest_published(Some("规划信息"), 10).await.unwrap()),
+        latest(
+            store
+                .latest_published(DEPT, Some("规划信息"), 10)
+                .await
+                .unwrap()
+        ),
         vec![("GK-1".to_string(), url("GK-1"))]
     );
 }
@@ -1731,7 +1778,7 @@ async fn report_revisions_read_the_report_fields_of_the_stored_json(db: Db) {
     ingest(&store, plain, &["site"], t(0)).await;
     deliver_all(&store, t(3600 * 20)).await;
 
-    let revs = store.report_revisions().await.unwrap();
+    let revs = store.report_revisions(DEPT).await.unwrap();
     let got: Vec<_> = revs
         .iter()
         .map(|r| {
@@ -1782,6 +1829,7 @@ async fn operator_story(store: Arc<dyn Store>) {
     use gongkai::store::{DisclosureQuery, NewOperator, NewSession, Role, StoreError};
     let t0 = Utc::now();
     let new = NewOperator {
+        department: DEPT.to_string(),
         name: "张三".into(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         role: Role::Admin,
@@ -1871,25 +1919,31 @@ async fn operator_story(store: Arc<dyn Store>) {
     )
     .await;
     let all = store
-        .list_disclosures(&DisclosureQuery {
-            limit: 10,
-            ..DisclosureQuery::default()
-        })
+        .list_disclosures(
+            DEPT,
+            &DisclosureQuery {
+                limit: 10,
+                ..DisclosureQuery::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(all.len(), 2);
     let one = store
-        .list_disclosures(&DisclosureQuery {
-            text: Some("00002".into()),
-            received_from: Some(t0 - chrono::Duration::minutes(1)),
-            limit: 10,
-            ..DisclosureQuery::default()
-        })
+        .list_disclosures(
+            DEPT,
+            &DisclosureQuery {
+                text: Some("00002".into()),
+                received_from: Some(t0 - chrono::Duration::minutes(1)),
+                limit: 10,
+                ..DisclosureQuery::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].disclosure_id, "zpmzj-2017-00002");
-    let counts = store.count_deliveries().await.unwrap();
+    let counts = store.count_deliveries(Some(DEPT)).await.unwrap();
     assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 2);
     assert_eq!(
         store
@@ -1898,9 +1952,541 @@ async fn operator_story(store: Arc<dyn Store>) {
             .unwrap(),
         2
     );
-    assert!(store.last_delivered().await.unwrap().is_empty());
+    assert!(store.last_delivered(DEPT,).await.unwrap().is_empty());
 }
 
 async fn operator_accounts_sessions_and_the_day_list_hold(db: Db) {
     operator_story(db.connect().await).await;
+}
+
+// ---- departments (issue 7): one ledger, many departments, each seeing only its own ----
+
+const FZ: &str = "minzheng-fz";
+const XM: &str = "minzheng-xm";
+
+/// Stores a revision of `department` that must be new, returning its delivery ids.
+async fn ingest_in(
+    store: &Arc<dyn Store>,
+    department: &str,
+    new: NewDisclosure,
+    channels: &[&str],
+    now: DateTime<Utc>,
+) -> Vec<i64> {
+    match store
+        .insert_disclosure(department, &new, &to(channels), now)
+        .await
+    {
+        Ok(IngestOutcome::Created { delivery_ids }) => delivery_ids,
+        other => panic!("expected a new revision of {department}, got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+/// Two departments use the same disclosure id: each stores, reads, lists, retries and
+/// withdraws only its own, and another department's delivery id is "not found".
+async fn departments_share_one_ledger_but_never_see_each_others_items(db: Db) {
+    let store = db.connect().await;
+    // Arrange: the same id and revision in both departments, different content.
+    let fz = ingest_in(
+        &store,
+        FZ,
+        revision("GK-1", 1, "福州的低保"),
+        &["site"],
+        t(0),
+    )
+    .await;
+    let xm = ingest_in(
+        &store,
+        XM,
+        revision("GK-1", 1, "厦门的低保"),
+        &["site"],
+        t(0),
+    )
+    .await;
+    assert_ne!(fz, xm);
+    // Resubmitting is answered per department.
+    match store
+        .insert_disclosure(XM, &revision("GK-1", 1, "厦门的低保"), &to(&["site"]), t(1))
+        .await
+    {
+        Ok(IngestOutcome::Unchanged { delivery_ids }) => assert_eq!(delivery_ids, xm),
+        other => panic!("expected unchanged, got {other:?}"),
+    }
+
+    // Reads see their own department's item only.
+    let d = store.get_disclosure(FZ, "GK-1", None).await.unwrap();
+    assert_eq!(
+        (d.department.as_str(), d.title.as_str()),
+        (FZ, "关于福州的低保的通知")
+    );
+    let d = store.get_disclosure(XM, "GK-1", Some(1)).await.unwrap();
+    assert_eq!(
+        (d.department.as_str(), d.title.as_str()),
+        (XM, "关于厦门的低保的通知")
+    );
+    assert_not_found(store.get_disclosure(DEPT, "GK-1", None).await);
+
+    let listed = store
+        .list_deliveries(FZ, &DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), fz);
+    assert!(listed.iter().all(|d| d.department == FZ));
+    let by_id = store
+        .list_deliveries(
+            XM,
+            &DeliveryFilter {
+                disclosure_id: Some("GK-1".into()),
+                ..DeliveryFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_id.iter().map(|d| d.id).collect::<Vec<_>>(), xm);
+    assert!(store
+        .list_deliveries(DEPT, &DeliveryFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Another department's delivery id is not found, for every reading and for a retry.
+    assert_eq!(store.get_delivery(FZ, fz[0]).await.unwrap().department, FZ);
+    assert_not_found(store.get_delivery(FZ, xm[0]).await);
+    assert_not_found(store.list_attempts(FZ, xm[0]).await);
+    assert_eq!(
+        store.retry_now(FZ, &[xm[0]], "王科员", t(2)).await.unwrap(),
+        vec![RetryResult::Refused {
+            id: xm[0],
+            reason: "没有这个投递".into()
+        }]
+    );
+    let untouched = store.get_delivery(XM, xm[0]).await.unwrap();
+    assert_eq!(untouched.next_trigger, AttemptTrigger::Scheduled);
+    assert_eq!(untouched.requested_by, None);
+
+    // A correction in one department supersedes that department's deliveries only.
+    let fz2 = ingest_in(
+        &store,
+        FZ,
+        revision("GK-1", 2, "福州的低保（更正）"),
+        &["site"],
+        t(3),
+    )
+    .await;
+    assert_eq!(
+        status_in(&store, FZ, fz[0]).await,
+        DeliveryStatus::Withdrawn
+    );
+    assert_eq!(status_in(&store, XM, xm[0]).await, DeliveryStatus::Pending);
+
+    // Withdrawing in one department leaves the other's item alone.
+    assert_not_found(
+        store
+            .withdraw_disclosure(DEPT, "GK-1", "王科员", None, t(4))
+            .await,
+    );
+    store
+        .withdraw_disclosure(FZ, "GK-1", "王科员", Some("有误"), t(4))
+        .await
+        .unwrap();
+    assert!(store
+        .get_disclosure(FZ, "GK-1", None)
+        .await
+        .unwrap()
+        .withdrawn_at
+        .is_some());
+    assert!(store
+        .get_disclosure(XM, "GK-1", None)
+        .await
+        .unwrap()
+        .withdrawn_at
+        .is_none());
+    assert_eq!(
+        status_in(&store, FZ, fz2[0]).await,
+        DeliveryStatus::Withdrawn
+    );
+    assert_eq!(status_in(&store, XM, xm[0]).await, DeliveryStatus::Pending);
+    // …and a withdrawn item of one department does not stop the other from correcting its own.
+    ingest_in(
+        &store,
+        XM,
+        revision("GK-1", 2, "厦门的低保（更正）"),
+        &["site"],
+        t(5),
+    )
+    .await;
+}
+
+async fn status_in(store: &Arc<dyn Store>, department: &str, id: i64) -> DeliveryStatus {
+    store.get_delivery(department, id).await.unwrap().status
+}
+
+/// The queue is one for every department (claims are global and say whose each delivery
+/// is), while the order rule "an older delivery of the same item and channel first" holds
+/// within a department only: another department's item with the same id never waits.
+async fn one_queue_serves_every_department_and_the_sibling_rule_stays_within_one(db: Db) {
+    let store = db.connect().await;
+    let fz = ingest_in(&store, FZ, revision("GK-1", 1, "福州"), &["site"], t(0)).await;
+    let xm = ingest_in(&store, XM, revision("GK-1", 1, "厦门"), &["site"], t(0)).await;
+    let fz2 = ingest_in(&store, FZ, revision("GK-2", 1, "福州二"), &["site"], t(0)).await;
+    // FZ's first delivery is in flight: XM's GK-1 (same id and channel name) is still due.
+    let first = store.claim_due("w1", t(1), LEASE, 1).await.unwrap();
+    assert_eq!(ids(&first), fz);
+    assert_eq!(first[0].delivery.department, FZ);
+    assert_eq!(first[0].disclosure.department, FZ);
+    assert_eq!(first[0].disclosure.title, "关于福州的通知");
+    let rest = claim(&store, "w2", t(1)).await;
+    assert_eq!(ids(&rest), [xm.clone(), fz2].concat());
+    let xm_claim = &rest[0];
+    assert_eq!(
+        (
+            xm_claim.delivery.department.as_str(),
+            xm_claim.disclosure.title.as_str()
+        ),
+        (XM, "关于厦门的通知")
+    );
+    // Completions are by claim token, whoever's the delivery is.
+    complete(&store, xm_claim, "w2", delivered("xm-1"), t(2)).await;
+    assert_eq!(
+        status_in(&store, XM, xm[0]).await,
+        DeliveryStatus::Delivered
+    );
+    assert_eq!(status_in(&store, FZ, fz[0]).await, DeliveryStatus::InFlight);
+    // A higher revision of FZ waits for FZ's own revision 1 only.
+    let fz_rev2 = ingest_in(&store, FZ, revision("GK-1", 2, "福州更正"), &["site"], t(3)).await;
+    assert!(claim(&store, "w3", t(4)).await.is_empty());
+    complete(&store, &first[0], "w1", delivered("fz-1"), t(5)).await;
+    assert_eq!(ids(&claim(&store, "w3", t(6)).await), fz_rev2);
+}
+
+/// Reports, the published list, search and the console's counts are per department.
+async fn reports_search_and_counts_are_per_department(db: Db) {
+    let store = db.connect().await;
+    ingest_in(
+        &store,
+        FZ,
+        article("GK-1", 1, "福州市低保资金发放公示", "<p>低保</p>", 3),
+        &["site"],
+        t(0),
+    )
+    .await;
+    ingest_in(
+        &store,
+        XM,
+        article("GK-1", 1, "厦门市临时救助公示", "<p>临时救助</p>", 4),
+        &["site"],
+        t(0),
+    )
+    .await;
+    ingest_in(
+        &store,
+        XM,
+        article("GK-2", 1, "厦门市低保标准调整", "<p>低保</p>", 5),
+        &["site"],
+        t(0),
+    )
+    .await;
+    let mut rule = article("GK-9", 1, "福州市某规章", "<p>规章</p>", 6);
+    rule.json = serde_json::json!({"doc_kind": "规章", "body_html": "<p>规章</p>"}).to_string();
+    ingest_in(&store, FZ, rule, &["site"], t(0)).await;
+    deliver_all(&store, t(1)).await;
+    store.refresh_search_index().await.unwrap();
+
+    let items = |groups: Vec<gongkai::store::PublishedGroup>| -> u64 {
+        groups.iter().filter(|g| g.primary).map(|g| g.items).sum()
+    };
+    assert_eq!(items(store.published_groups(FZ).await.unwrap()), 2);
+    assert_eq!(items(store.published_groups(XM).await.unwrap()), 2);
+    assert_eq!(items(store.published_groups(DEPT).await.unwrap()), 0);
+    let revisions = store.report_revisions(FZ).await.unwrap();
+    assert_eq!(
+        revisions
+            .iter()
+            .map(|r| r.disclosure_id.as_str())
+            .collect::<Vec<_>>(),
+        ["GK-9"]
+    );
+    assert!(store.report_revisions(XM).await.unwrap().is_empty());
+    let published = store.list_published(XM).await.unwrap();
+    assert_eq!(
+        published
+            .iter()
+            .map(|r| r.disclosure_id.as_str())
+            .collect::<Vec<_>>(),
+        ["GK-1", "GK-2"]
+    );
+
+    // The same two-character word finds only the asking department's items.
+    let tokens = gongkai::wechat_callback::search::SearchQuery::parse("低保").unwrap();
+    let found = |dept: &'static str| {
+        let store = store.clone();
+        let tokens = tokens.clone();
+        async move {
+            store
+                .search_published(dept, &tokens, SearchMatch::All, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.title)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found(FZ).await, ["福州市低保资金发放公示"]);
+    assert_eq!(found(XM).await, ["厦门市低保标准调整"]);
+    assert!(found(DEPT).await.is_empty());
+    let latest = store.latest_published(FZ, None, 10).await.unwrap();
+    assert_eq!(
+        latest.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(),
+        ["福州市某规章", "福州市低保资金发放公示"]
+    );
+
+    // The console's counts and lists.
+    let count =
+        |rows: Vec<gongkai::store::DeliveryCount>| -> i64 { rows.iter().map(|c| c.count).sum() };
+    assert_eq!(count(store.count_deliveries(Some(FZ)).await.unwrap()), 2);
+    assert_eq!(count(store.count_deliveries(Some(XM)).await.unwrap()), 2);
+    assert_eq!(count(store.count_deliveries(None).await.unwrap()), 4);
+    assert_eq!(store.last_delivered(FZ).await.unwrap().len(), 1);
+    assert!(store.last_delivered(DEPT).await.unwrap().is_empty());
+    let listed = store
+        .list_disclosures(
+            XM,
+            &gongkai::store::DisclosureQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|d| d.department == XM));
+
+    // A screen's record of when an item came down touches its own department's row only.
+    store
+        .record_displayed_until(FZ, "site", "GK-1", 1, t(9))
+        .await
+        .unwrap();
+    let fz_rows = store
+        .list_deliveries(FZ, &DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert!(fz_rows
+        .iter()
+        .all(|d| d.displayed_until.is_some() == (d.disclosure_id == "GK-1")));
+    let xm_rows = store
+        .list_deliveries(XM, &DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert!(xm_rows.iter().all(|d| d.displayed_until.is_none()));
+}
+
+// ---- upgrading: a ledger from before departments (migrations 0001–0007) ----
+
+/// The migrations of `backend` before 0008, in a folder of their own: a database as a
+/// county office has it before departments existed.
+fn migrations_before_departments(backend: &str) -> TempDir {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/store/migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "0008" {
+            std::fs::copy(&path, dir.path().join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+/// What the old ledger holds: GK-1 delivered to the website (with its attempt, its report
+/// row on SQLite and its search index entry), GK-2 waiting.
+const OLD_ROWS: &str = "
+    INSERT INTO disclosures (disclosure_id, revision, title, category, publish_date, formed_date,
+        content_hash, json, submitted_by, received_at)
+    VALUES ('GK-1', 1, '关于低保资金发放情况的公示', 'shjz', '2017-04-07', '2017-04-03', 'h1',
+            '{\"body_html\": \"<p>低保资金</p>\"}', 'api', 1491500000000),
+           ('GK-2', 1, '关于养老补贴的通知', 'shjz', '2017-04-08', '2017-04-03', 'h2',
+            '{\"body_html\": \"<p>养老补贴</p>\"}', 'api', 1491500000000);
+    INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status, attempts,
+        next_attempt_at, created_at, updated_at, delivered_at, url)
+    VALUES ('GK-1', 1, 'gov_site', 'gov_site', 'publish', 'delivered', 1, NULL,
+            1491500000000, 1491500001000, 1491500001000, 'https://example.gov.cn/1.html'),
+           ('GK-2', 1, 'gov_site', 'gov_site', 'publish', 'pending', 0, 1491500000000,
+            1491500000000, 1491500000000, NULL, NULL);
+    INSERT INTO attempts (delivery_id, number, trigger, started_at, finished_at, outcome,
+        http_status, duration_ms)
+    SELECT id, 1, 'scheduled', 1491500000500, 1491500001000, 'delivered', 201, 500
+    FROM deliveries WHERE disclosure_id = 'GK-1';
+";
+
+/// After the upgrade everything belongs to `default`: the same ids, the delivered item
+/// counts and is found, the waiting one is claimed, another department can use the same id.
+async fn check_upgraded(store: &Arc<dyn Store>) {
+    let d = store.get_disclosure(DEPT, "GK-1", None).await.unwrap();
+    assert_eq!(d.department, DEPT);
+    let rows = store
+        .list_deliveries(DEPT, &DeliveryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let delivered = rows.iter().find(|r| r.disclosure_id == "GK-1").unwrap();
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.department, DEPT);
+    assert_eq!(
+        delivered.url.as_deref(),
+        Some("https://example.gov.cn/1.html")
+    );
+    let attempts = store.list_attempts(DEPT, delivered.id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].http_status, Some(201));
+    let groups = store.published_groups(DEPT).await.unwrap();
+    assert_eq!(
+        groups
+            .iter()
+            .filter(|g| g.primary)
+            .map(|g| g.items)
+            .sum::<u64>(),
+        1
+    );
+    store.refresh_search_index().await.unwrap();
+    let tokens = gongkai::wechat_callback::search::SearchQuery::parse("低保").unwrap();
+    let found = store
+        .search_published(DEPT, &tokens, SearchMatch::All, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|i| i.disclosure_id.as_str())
+            .collect::<Vec<_>>(),
+        ["GK-1"]
+    );
+    let claimed = claim(store, "w", t(0)).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].delivery.disclosure_id, "GK-2");
+    assert_eq!(claimed[0].delivery.department, DEPT);
+    ingest_in(store, FZ, revision("GK-1", 1, "福州"), &["site"], t(1)).await;
+    assert_eq!(
+        store
+            .get_disclosure(DEPT, "GK-1", None)
+            .await
+            .unwrap()
+            .title,
+        "关于低保资金发放情况的公示"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_ledger_from_before_departments_is_upgraded_into_default() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    let old = migrations_before_departments("sqlite");
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+    // SQLite keeps a report summary and indexes by rowid: as the old code left them.
+    sqlx::raw_sql(
+        "INSERT INTO report_published (disclosure_id, channel, kind, category, count_year,
+             formed_date, delivered_on, is_primary)
+         VALUES ('GK-1', 'gov_site', 'gov_site', 'shjz', 2017, '2017-04-03', '2017-04-07', 1);
+         INSERT INTO search_docs (id, src_rowid, disclosure_id, revision)
+         SELECT 1, rowid, disclosure_id, revision FROM disclosures WHERE disclosure_id = 'GK-1';",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (head, body) = gongkai::wechat_callback::search::doc_text(
+        "关于低保资金发放情况的公示",
+        r#"{"body_html": "<p>低保资金</p>"}"#,
+    );
+    sqlx::query("INSERT INTO search_fts (rowid, title, body) VALUES (1, $1, $2)")
+        .bind(gongkai::wechat_callback::search::index_text(&head))
+        .bind(gongkai::wechat_callback::search::index_text(&body))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = gongkai::store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    check_upgraded(&store).await;
+    // Only 福州's GK-1, stored since, is new to the index.
+    assert_eq!(store.refresh_search_index().await.unwrap(), 1);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let broken: Vec<sqlx::sqlite::SqliteRow> = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(broken.is_empty(), "{} foreign key violations", broken.len());
+    let docs: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM search_docs WHERE department = 'default'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(docs, 2, "GK-1 and GK-2 indexed once each");
+    // Migration 0009 rebuilt the index (at start) with ids by date: GK-1, indexed first
+    // of its day, is day × 2^24.
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT id FROM search_docs WHERE department = 'default' AND disclosure_id = 'GK-1'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(kept >= 16_777_216 && kept % 16_777_216 == 0, "{kept}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_ledger_from_before_departments_is_upgraded_into_default() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let old = migrations_before_departments("postgres");
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO search_pending (disclosure_id, revision)
+         SELECT disclosure_id, revision FROM disclosures",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = db.connect().await;
+    check_upgraded(&store).await;
 }

@@ -21,6 +21,8 @@ use crate::domain::{Action, ChannelKind};
 #[derive(Debug, Clone)]
 pub struct DeliveryRequest {
     pub delivery_id: i64,
+    /// The department the delivery belongs to (channels that read the ledger ask for it).
+    pub department: String,
     pub disclosure_id: String,
     pub revision: i64,
     pub action: Action,
@@ -171,20 +173,31 @@ impl Registry {
     /// Builds every configured channel. No network I/O. Channels that keep account state
     /// in the ledger (WeChat) are built without it: enough for checks, not for delivering.
     pub fn build(settings: &ChannelSettings) -> anyhow::Result<Registry> {
-        Registry::build_inner(settings, None)
+        Registry::build_inner(settings, crate::store::DEFAULT_DEPARTMENT, None)
     }
 
     /// Builds every configured channel with the store they may keep account state in
-    /// (the WeChat access_token, uploaded media, publish events). No network I/O.
+    /// (the WeChat access_token, uploaded media, publish events). No network I/O. The
+    /// channels are the `default` department's.
     pub fn build_with_store(
         settings: &ChannelSettings,
         store: Arc<dyn crate::store::Store>,
     ) -> anyhow::Result<Registry> {
-        Registry::build_inner(settings, Some(store))
+        Registry::build_inner(settings, crate::store::DEFAULT_DEPARTMENT, Some(store))
+    }
+
+    /// Like `build_with_store`, for the channels of `department`.
+    pub fn build_for_department(
+        settings: &ChannelSettings,
+        department: &str,
+        store: Arc<dyn crate::store::Store>,
+    ) -> anyhow::Result<Registry> {
+        Registry::build_inner(settings, department, Some(store))
     }
 
     fn build_inner(
         settings: &ChannelSettings,
+        department: &str,
         store: Option<Arc<dyn crate::store::Store>>,
     ) -> anyhow::Result<Registry> {
         let mut channels: BTreeMap<String, Arc<dyn Channel>> = BTreeMap::new();
@@ -200,7 +213,10 @@ impl Registry {
                             Arc::new(crate::calendar::Calendar::load(&settings.calendar_dir))
                         })
                         .clone();
-                    let screen = Arc::new(crate::led::Screen::new(name, cfg.clone(), calendar));
+                    let screen = Arc::new(
+                        crate::led::Screen::new(name, cfg.clone(), calendar)
+                            .for_department(department),
+                    );
                     screens.insert(name.clone(), screen.clone());
                     Arc::new(led::Led::new(screen))
                 }

@@ -1036,10 +1036,13 @@ impl Wechat {
         }
         let store = self.store()?;
         let rows = store
-            .list_deliveries(&DeliveryFilter {
-                disclosure_id: Some(request.disclosure_id.clone()),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                &request.department,
+                &DeliveryFilter {
+                    disclosure_id: Some(request.disclosure_id.clone()),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await
             .map_err(store_err)?;
         let mut url = None;
@@ -1381,11 +1384,14 @@ impl Wechat {
     ) -> Result<Vec<String>, DeliveryError> {
         let store = self.store()?;
         let rows = store
-            .list_deliveries(&DeliveryFilter {
-                disclosure_id: Some(request.disclosure_id.clone()),
-                channel: Some(self.name.clone()),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                &request.department,
+                &DeliveryFilter {
+                    disclosure_id: Some(request.disclosure_id.clone()),
+                    channel: Some(self.name.clone()),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await
             .map_err(store_err)?;
         let mut out = Vec::new();
@@ -1638,11 +1644,14 @@ pub async fn status_lines(
             continue;
         };
         let rows = store
-            .list_deliveries(&DeliveryFilter {
-                statuses: vec![DeliveryStatus::Delivered],
-                channel: Some(name.clone()),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                &settings.department.code,
+                &DeliveryFilter {
+                    statuses: vec![DeliveryStatus::Delivered],
+                    channel: Some(name.clone()),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await?;
         let last = rows
             .iter()
@@ -1669,10 +1678,24 @@ pub async fn status_lines(
         };
         out.push((
             level,
-            format!("微信公众号 {name}（{}）：{when}，{verdict}", cfg.appid),
+            format!(
+                "{}微信公众号 {name}（{}）：{when}，{verdict}",
+                department_note(settings),
+                cfg.appid
+            ),
         ));
     }
     Ok(out)
+}
+
+/// "部门 X 的" in front of a line about a department of `departments_dir` (nothing for
+/// the top-level config's own accounts, whose lines read as before).
+fn department_note(settings: &crate::config::Settings) -> String {
+    if settings.department.code == crate::store::DEFAULT_DEPARTMENT {
+        String::new()
+    } else {
+        format!("部门 {} 的", settings.department.code)
+    }
 }
 
 /// How often the daemon logs the staleness of every WeChat account.
@@ -1696,11 +1719,14 @@ pub async fn watch_staleness(
                 });
                 for (name, (level, line)) in names.zip(lines) {
                     let history = store
-                        .list_deliveries(&DeliveryFilter {
-                            statuses: vec![DeliveryStatus::Delivered],
-                            channel: Some(name.clone()),
-                            ..DeliveryFilter::default()
-                        })
+                        .list_deliveries(
+                            &settings.department.code,
+                            &DeliveryFilter {
+                                statuses: vec![DeliveryStatus::Delivered],
+                                channel: Some(name.clone()),
+                                ..DeliveryFilter::default()
+                            },
+                        )
                         .await
                         .map(|rows| !rows.is_empty())
                         .unwrap_or(true);

@@ -1,5 +1,6 @@
-//! The command line: `gongkai [--config FILE] <command>`. Parsing with clap, then one
-//! function per command. Read-only and operator commands work on the store directly (SQLite
+//! The command line: `gongkai [--config FILE] [--department CODE] <command>`. Parsing with
+//! clap, then one function per command. `--department` picks the department (tenant) the
+//! ledger commands work on (`default`: the top-level config). Read-only and operator commands work on the store directly (SQLite
 //! is shared safely between processes), so they work whether or not the daemon runs; a
 //! running daemon picks up operator retries at its next poll.
 
@@ -24,6 +25,15 @@ pub struct Cli {
         env = "GONGKAI_CONFIG"
     )]
     pub config: PathBuf,
+    /// 部门代码（多部门时）：提交、撤回、投递、重试、报告、待办、菜单只作用于该部门；默认 default（config.toml 本身）
+    /// / the department (tenant) the command works on
+    #[arg(
+        long,
+        global = true,
+        default_value = "default",
+        env = "GONGKAI_DEPARTMENT"
+    )]
+    pub department: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -211,27 +221,29 @@ pub enum ReportLayout {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let at = ops::At {
+        config: &cli.config,
+        department: &cli.department,
+    };
     match cli.command {
         Command::Serve => ops::serve(&cli.config).await,
         Command::Menu(MenuCommand::Push) => {
-            crate::wechat_callback::menu_cli::push(&cli.config).await
+            crate::wechat_callback::menu_cli::push_for(&cli.config, &cli.department).await
         }
         Command::Menu(MenuCommand::Show) => {
-            crate::wechat_callback::menu_cli::show(&cli.config).await
+            crate::wechat_callback::menu_cli::show_for(&cli.config, &cli.department).await
         }
-        Command::Submit { file, by } => ops::submit(&cli.config, &file, &by).await,
+        Command::Submit { file, by } => ops::submit(&at, &file, &by).await,
         Command::Withdraw {
             disclosure_id,
             reason,
             by,
-        } => ops::withdraw(&cli.config, &disclosure_id, reason.as_deref(), &by).await,
+        } => ops::withdraw(&at, &disclosure_id, reason.as_deref(), &by).await,
         Command::Deliveries(args) => match args.show {
-            Some(DeliveriesCommand::Show { id, json }) => {
-                ops::show_delivery(&cli.config, id, json).await
-            }
-            None => ops::list_deliveries(&cli.config, &args).await,
+            Some(DeliveriesCommand::Show { id, json }) => ops::show_delivery(&at, id, json).await,
+            None => ops::list_deliveries(&at, &args).await,
         },
-        Command::Retry(args) => ops::retry(&cli.config, &args).await,
+        Command::Retry(args) => ops::retry(&at, &args).await,
         Command::Report {
             year,
             layout,
@@ -248,9 +260,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 applications,
                 explain,
             };
-            ops::report(&cli.config, &opts).await
+            ops::report(&at, &opts).await
         }
-        Command::Status { json, today } => ops::status(&cli.config, json, today).await,
+        Command::Status { json, today } => ops::status(&at, json, today).await,
         Command::CheckConfig => ops::check_config(&cli.config).await,
         Command::DefaultConfig => {
             print!("{}", crate::config::EXAMPLE_CONFIG);
@@ -266,7 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             keep,
             with_failures,
         } => crate::demo::run(keep.as_deref(), with_failures).await,
-        Command::Operator(cmd) => ops::operator(&cli.config, cmd).await,
+        Command::Operator(cmd) => ops::operator(&at, cmd).await,
     }
 }
 
@@ -305,5 +317,17 @@ mod tests {
         assert!(
             Cli::try_parse_from(["gongkai", "retry", "--failed", "--channel", "gov_site"]).is_ok()
         );
+    }
+
+    #[test]
+    fn the_department_is_a_global_option_defaulting_to_default() {
+        let c = Cli::try_parse_from(["gongkai", "deliveries"]).unwrap();
+        assert_eq!(c.department, "default");
+        let c =
+            Cli::try_parse_from(["gongkai", "deliveries", "--department", "minzheng-fz"]).unwrap();
+        assert_eq!(c.department, "minzheng-fz");
+        let c = Cli::try_parse_from(["gongkai", "--department", "a-b", "report", "--year", "2017"])
+            .unwrap();
+        assert_eq!(c.department, "a-b");
     }
 }

@@ -13,12 +13,19 @@ use crate::channel::Registry;
 use crate::config::{ChannelSpec, Settings};
 use crate::delivery::{Ledger, SubmitError};
 use crate::domain::DeliveryStatus;
-use crate::render::{sample_disclosure, RenderContext, Renderer};
+use crate::render::{sample_disclosure, RenderContext};
 use crate::sandbox;
 use crate::store::{self, DeliveryFilter, DeliveryRow, RetryResult};
 
-async fn ledger(config: &Path) -> anyhow::Result<Ledger> {
-    let settings = Settings::load(config)?;
+/// Where a ledger command works: the config file and the department (`--department`).
+pub struct At<'a> {
+    pub config: &'a Path,
+    pub department: &'a str,
+}
+
+/// The department's ledger: its view of the settings over the shared store.
+async fn ledger(at: &At<'_>) -> anyhow::Result<Ledger> {
+    let settings = Settings::load(at.config)?.for_department(at.department)?;
     let store = store::connect_with(&settings.resolved_database_url(), settings.store_options())
         .await
         .with_context(|| format!("打开数据库 {}", store::redact_url(&settings.database_url)))?;
@@ -31,7 +38,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown_signal()).await
 }
 
-pub async fn submit(config: &Path, file: &str, by: &str) -> anyhow::Result<()> {
+pub async fn submit(at: &At<'_>, file: &str, by: &str) -> anyhow::Result<()> {
     let raw = if file == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -41,7 +48,7 @@ pub async fn submit(config: &Path, file: &str, by: &str) -> anyhow::Result<()> {
     } else {
         std::fs::read(file).with_context(|| format!("读取文件 {file}"))?
     };
-    let ledger = ledger(config).await?;
+    let ledger = ledger(at).await?;
     let limit = ledger.settings.server.max_body_bytes;
     if raw.len() > limit {
         anyhow::bail!(
@@ -78,15 +85,12 @@ pub async fn submit(config: &Path, file: &str, by: &str) -> anyhow::Result<()> {
     }
 }
 
-pub async fn withdraw(
-    config: &Path,
-    id: &str,
-    reason: Option<&str>,
-    by: &str,
-) -> anyhow::Result<()> {
-    let ledger = ledger(config).await?;
+pub async fn withdraw(at: &At<'_>, id: &str, reason: Option<&str>, by: &str) -> anyhow::Result<()> {
+    let ledger = ledger(at).await?;
     let r = ledger.withdraw(id, by, reason).await.map_err(|e| match e {
-        store::StoreError::NotFound(_) => anyhow::anyhow!("没有公开件 {id}"),
+        store::StoreError::NotFound(_) => {
+            anyhow::anyhow!("没有公开件 {id}{}", in_department(&ledger))
+        }
         other => anyhow::Error::new(other),
     })?;
     if r.withdrawn_now {
@@ -100,6 +104,15 @@ pub async fn withdraw(
         println!("{id} 此前已撤回，未做改动");
     }
     Ok(())
+}
+
+/// "（部门 X）" after a "not found" of a department of `departments_dir`.
+fn in_department(ledger: &Ledger) -> String {
+    if ledger.department() == store::DEFAULT_DEPARTMENT {
+        String::new()
+    } else {
+        format!("（部门 {}）", ledger.department())
+    }
 }
 
 fn join_ids(ids: &[i64]) -> String {
@@ -117,8 +130,8 @@ fn china(t: DateTime<Utc>) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-pub async fn list_deliveries(config: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
-    let ledger = ledger(config).await?;
+pub async fn list_deliveries(at: &At<'_>, args: &DeliveriesArgs) -> anyhow::Result<()> {
+    let ledger = ledger(at).await?;
     let statuses = match args.status.as_deref() {
         None => Vec::new(),
         Some(s) => s
@@ -134,12 +147,15 @@ pub async fn list_deliveries(config: &Path, args: &DeliveriesArgs) -> anyhow::Re
     }
     let rows = ledger
         .store
-        .list_deliveries(&DeliveryFilter {
-            statuses,
-            channel: args.channel.clone(),
-            disclosure_id: args.disclosure.clone(),
-            limit: None,
-        })
+        .list_deliveries(
+            ledger.department(),
+            &DeliveryFilter {
+                statuses,
+                channel: args.channel.clone(),
+                disclosure_id: args.disclosure.clone(),
+                limit: None,
+            },
+        )
         .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -185,13 +201,19 @@ fn print_table(rows: &[DeliveryRow]) {
     println!("共 {} 个投递：{}", rows.len(), parts.join("，"));
 }
 
-pub async fn show_delivery(config: &Path, id: i64, json: bool) -> anyhow::Result<()> {
-    let ledger = ledger(config).await?;
-    let d = ledger.store.get_delivery(id).await.map_err(|e| match e {
-        store::StoreError::NotFound(_) => anyhow::anyhow!("没有投递 {id}"),
-        other => anyhow::Error::new(other),
-    })?;
-    let attempts = ledger.store.list_attempts(id).await?;
+pub async fn show_delivery(at: &At<'_>, id: i64, json: bool) -> anyhow::Result<()> {
+    let ledger = ledger(at).await?;
+    let d = ledger
+        .store
+        .get_delivery(ledger.department(), id)
+        .await
+        .map_err(|e| match e {
+            store::StoreError::NotFound(_) => {
+                anyhow::anyhow!("没有投递 {id}{}", in_department(&ledger))
+            }
+            other => anyhow::Error::new(other),
+        })?;
+    let attempts = ledger.store.list_attempts(ledger.department(), id).await?;
     if json {
         let mut v = serde_json::to_value(&d)?;
         v["attempts_log"] = serde_json::to_value(&attempts)?;
@@ -281,8 +303,8 @@ fn outcome_zh(o: crate::domain::AttemptOutcome) -> &'static str {
     }
 }
 
-pub async fn retry(config: &Path, args: &RetryArgs) -> anyhow::Result<()> {
-    let ledger = ledger(config).await?;
+pub async fn retry(at: &At<'_>, args: &RetryArgs) -> anyhow::Result<()> {
+    let ledger = ledger(at).await?;
     let results = if args.failed {
         ledger
             .retry_failed(args.channel.as_deref(), &args.by)
@@ -322,13 +344,13 @@ pub struct ReportOptions {
     pub explain: Option<String>,
 }
 
-pub async fn report(config: &Path, o: &ReportOptions) -> anyhow::Result<()> {
+pub async fn report(at: &At<'_>, o: &ReportOptions) -> anyhow::Result<()> {
     use crate::annual::{self, Layout};
     let year = o.year;
     if !(1990..=2100).contains(&year) {
         anyhow::bail!("--year {year}：年份应在 1990 到 2100 之间");
     }
-    let ledger = ledger(config).await?;
+    let ledger = ledger(at).await?;
     let settings = &ledger.settings;
     let calendar = settings.calendar();
     for w in calendar.warnings() {
@@ -401,11 +423,11 @@ pub async fn report(config: &Path, o: &ReportOptions) -> anyhow::Result<()> {
 }
 
 pub async fn status(
-    config: &Path,
+    at: &At<'_>,
     json: bool,
     today: Option<chrono::NaiveDate>,
 ) -> anyhow::Result<()> {
-    let ledger = ledger(config).await?;
+    let ledger = ledger(at).await?;
     let calendar = ledger.settings.calendar();
     let s = crate::status::collect(
         &ledger.settings,
@@ -425,28 +447,86 @@ pub async fn status(
 
 pub async fn check_config(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
+    let views = settings.department_views();
     let mut problems = Vec::new();
-    if let Err(e) = settings.api_token() {
-        problems.push(e.to_string());
-    } else if settings.api_token()?.is_none() {
-        problems.push("[api]：未配置 token_env 或 token_file，serve 无法启动".into());
+    // Every department's token: configured, readable, and its own.
+    if views.len() == 1 {
+        if let Err(e) = settings.api_token() {
+            problems.push(e.to_string());
+        } else if settings.api_token()?.is_none() {
+            problems.push("[api]：未配置 token_env 或 token_file，serve 无法启动".into());
+        }
+    } else if let Err(p) = crate::config::department_tokens(&views) {
+        problems.extend(p);
     }
+    for view in &views {
+        let at = view.department_prefix();
+        problems.extend(
+            check_department(view)
+                .into_iter()
+                .map(|p| format!("{at}{p}")),
+        );
+    }
+    if let Err(e) =
+        store::connect_with(&settings.resolved_database_url(), settings.store_options()).await
+    {
+        problems.push(format!("database_url：{e:#}"));
+    }
+    if !problems.is_empty() {
+        return Err(anyhow::Error::new(crate::config::Problems(problems)));
+    }
+    for view in &views {
+        let who = if view.department.code == store::DEFAULT_DEPARTMENT {
+            String::new()
+        } else {
+            format!("{}：", view.department.label())
+        };
+        println!(
+            "{who}配置正确：{} 个分类，{} 个渠道（{}），模板均可渲染",
+            view.categories.len(),
+            view.channels.channels.len(),
+            view.channels
+                .channels
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("、")
+        );
+    }
+    Ok(())
+}
+
+/// One department's channel secrets and templates (rendered with a sample disclosure and
+/// checked by the channel), each problem naming the channel file.
+fn check_department(settings: &Settings) -> Vec<String> {
+    let mut problems = Vec::new();
+    let file = |name: &str| {
+        if settings.department.dir.is_some() {
+            settings
+                .channels_dir_path()
+                .join(format!("{name}.toml"))
+                .display()
+                .to_string()
+        } else {
+            format!("channels/{name}.toml")
+        }
+    };
     for (name, spec) in &settings.channels.channels {
         match spec {
             ChannelSpec::GovSite(c) => {
                 if let Err(e) = c.secret.read() {
-                    problems.push(format!("channels/{name}.toml 签名密钥：{e}"));
+                    problems.push(format!("{} 签名密钥：{e}", file(name)));
                 }
             }
             ChannelSpec::Led(_) => {}
             ChannelSpec::Wechat(c) => {
                 if let Err(e) = c.secret.read() {
-                    problems.push(format!("channels/{name}.toml AppSecret：{e}"));
+                    problems.push(format!("{} AppSecret：{e}", file(name)));
                 }
             }
         }
     }
-    match Renderer::load(&settings.templates_path()) {
+    match settings.renderer() {
         Err(p) => problems.extend(p),
         Ok(renderer) => {
             let category = settings
@@ -471,12 +551,13 @@ pub async fn check_config(config: &Path) -> anyhow::Result<()> {
                         Some("示例撤回原因"),
                     );
                     match renderer.render(spec.template(), &ctx) {
-                        Err(e) => problems.push(format!("channels/{name}.toml：{e}")),
+                        Err(e) => problems.push(format!("{}：{e}", file(name))),
                         Ok(out) => {
                             if let Some(ch) = registry.as_ref().and_then(|r| r.get(name)) {
                                 if let Err(e) = ch.check_payload(&out) {
                                     problems.push(format!(
-                                        "channels/{name}.toml 模板 {}（{action}）：{e}",
+                                        "{} 模板 {}（{action}）：{e}",
+                                        file(name),
                                         spec.template()
                                     ));
                                 }
@@ -487,28 +568,7 @@ pub async fn check_config(config: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    if let Err(e) =
-        store::connect_with(&settings.resolved_database_url(), settings.store_options()).await
-    {
-        problems.push(format!("database_url：{e:#}"));
-    }
-    if problems.is_empty() {
-        println!(
-            "配置正确：{} 个分类，{} 个渠道（{}），模板均可渲染",
-            settings.categories.len(),
-            settings.channels.channels.len(),
-            settings
-                .channels
-                .channels
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("、")
-        );
-        Ok(())
-    } else {
-        Err(anyhow::Error::new(crate::config::Problems(problems)))
-    }
+    problems
 }
 
 pub async fn migrate(config: &Path) -> anyhow::Result<()> {
@@ -539,7 +599,19 @@ pub async fn sandbox(
     }
     if config.exists() {
         let settings = Settings::load(config)?;
-        for (name, spec) in &settings.channels.channels {
+        // Every department's platforms and accounts.
+        let channels: Vec<(String, ChannelSpec)> = settings
+            .department_views()
+            .iter()
+            .flat_map(|v| {
+                v.channels
+                    .channels
+                    .iter()
+                    .map(|(n, c)| (n.clone(), c.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (name, spec) in &channels {
             match spec {
                 ChannelSpec::GovSite(c) => match c.secret.read() {
                     Ok(s) => cfg.gov_site_apps.push(sandbox::GovSiteApp {
@@ -583,10 +655,12 @@ pub async fn sandbox(
 }
 
 /// `gongkai operator add|list|disable`: operator-console accounts, in the store.
-pub async fn operator(config: &Path, cmd: super::OperatorCommand) -> anyhow::Result<()> {
+/// Accounts belong to a department (`--department`, default `default`): in the console they
+/// see and change that department's items only. `list` and `disable` cover every account.
+pub async fn operator(at: &At<'_>, cmd: super::OperatorCommand) -> anyhow::Result<()> {
     use super::{OperatorCommand, OperatorRole};
     use crate::store::Role;
-    let ledger = ledger(config).await?;
+    let ledger = ledger(at).await?;
     let store = ledger.store.as_ref();
     match cmd {
         OperatorCommand::Add {
@@ -611,8 +685,20 @@ pub async fn operator(config: &Path, cmd: super::OperatorCommand) -> anyhow::Res
                 OperatorRole::Operator => Role::Operator,
                 OperatorRole::Admin => Role::Admin,
             };
-            crate::console::auth::add_operator(store, &name, &password, role).await?;
-            println!("已创建操作台账号 {name}（{}）", role.label());
+            crate::console::auth::add_operator_in(
+                store,
+                ledger.department(),
+                &name,
+                &password,
+                role,
+            )
+            .await?;
+            let department = if ledger.department() == store::DEFAULT_DEPARTMENT {
+                String::new()
+            } else {
+                format!("，部门 {}", ledger.department())
+            };
+            println!("已创建操作台账号 {name}（{}{department}）", role.label());
             Ok(())
         }
         OperatorCommand::List => {
@@ -629,13 +715,18 @@ pub async fn operator(config: &Path, cmd: super::OperatorCommand) -> anyhow::Res
                     "正常".to_string()
                 };
                 println!(
-                    "{}\t{}\t{}\t最近登录 {}",
+                    "{}\t{}\t{}\t最近登录 {}{}",
                     o.name,
                     o.role.label(),
                     state,
                     o.last_sign_in_at
                         .map(crate::console::views::china_time)
-                        .unwrap_or_else(|| "—".to_string())
+                        .unwrap_or_else(|| "—".to_string()),
+                    if o.department == store::DEFAULT_DEPARTMENT {
+                        String::new()
+                    } else {
+                        format!("\t部门 {}", o.department)
+                    }
                 );
             }
             Ok(())

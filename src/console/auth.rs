@@ -50,9 +50,28 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("gongkai-no-such-operator").unwrap_or_default())
 }
 
-/// Creates an account (`gongkai operator add`).
+/// Creates an account of the default department (`gongkai operator add`).
 pub async fn add_operator(
     store: &dyn Store,
+    name: &str,
+    password: &str,
+    role: Role,
+) -> anyhow::Result<()> {
+    add_operator_in(
+        store,
+        crate::store::DEFAULT_DEPARTMENT,
+        name,
+        password,
+        role,
+    )
+    .await
+}
+
+/// Creates an account of `department` (`gongkai --department CODE operator add`): in the
+/// console it sees and changes that department's items only.
+pub async fn add_operator_in(
+    store: &dyn Store,
+    department: &str,
     name: &str,
     password: &str,
     role: Role,
@@ -72,6 +91,7 @@ pub async fn add_operator(
         .create_operator(
             &NewOperator {
                 name: name.to_string(),
+                department: department.to_string(),
                 password_hash,
                 role,
             },
@@ -199,6 +219,8 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 #[derive(Debug, Clone)]
 pub struct Session {
     pub operator: String,
+    /// The operator's department: every page and action is that department's.
+    pub department: String,
     pub role: Role,
     pub csrf_token: String,
     id_sha256: String,
@@ -250,6 +272,7 @@ impl FromRequestParts<AppState> for Session {
         match store.get_session(&id_sha256, Utc::now()).await? {
             Some(s) => Ok(Session {
                 operator: s.operator,
+                department: s.department,
                 role: s.role,
                 csrf_token: s.csrf_token,
                 id_sha256,

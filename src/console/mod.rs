@@ -4,11 +4,16 @@
 //! cannot lose them) and the stylesheet. Sign-in, sessions and CSRF are in `auth.rs`, what
 //! each page shows in `views.rs`; every action goes through `delivery::Ledger`, which
 //! records the operator's name. Handlers stay thin: extract, call one function, render.
+//!
+//! Departments: an operator account belongs to one department (`gongkai --department CODE
+//! operator add`); every page and action after sign-in is that department's (its ledger,
+//! channels, screens and report), and another department's delivery or disclosure is "not
+//! found".
 
 pub mod auth;
 pub mod views;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -19,7 +24,8 @@ use chrono::Utc;
 use minijinja::{context, Environment};
 use serde::{Deserialize, Serialize};
 
-use crate::http::AppState;
+use crate::delivery::Ledger;
+use crate::http::{AppState, Tenant};
 use crate::report;
 use crate::store::{RetryResult, StoreError};
 use auth::{Session, SignInRefused};
@@ -159,14 +165,32 @@ impl IntoResponse for ConsoleError {
     }
 }
 
-/// The operator shown in the page header, and the token for its forms.
+/// The operator shown in the page header (with the department when it is not the
+/// default one), and the token for its forms.
 fn who(s: &Session) -> minijinja::Value {
+    let department =
+        (s.department != crate::store::DEFAULT_DEPARTMENT).then(|| s.department.clone());
     context! {
         name => s.operator.clone(),
         role => s.role.label(),
+        department,
         can_withdraw => s.role.can_withdraw(),
         csrf => s.csrf_token.clone(),
     }
+}
+
+/// The department the signed-in operator works for: every page shows its items only.
+fn tenant(state: &AppState, session: &Session) -> Result<Arc<Tenant>, ConsoleError> {
+    state
+        .tenants
+        .get(&session.department)
+        .cloned()
+        .ok_or_else(|| {
+            ConsoleError::NotFound(format!(
+                "账号 {} 属于部门 {}，该部门不在当前配置中",
+                session.operator, session.department
+            ))
+        })
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -263,7 +287,8 @@ async fn index(
     Query(q): Query<views::ListQuery>,
     Query(flash): Query<Flash>,
 ) -> Result<Html<String>, ConsoleError> {
-    let list = views::day_list(&state.ledger, &q, Utc::now())
+    let t = tenant(&state, &session)?;
+    let list = views::day_list(&t.ledger, &q, Utc::now())
         .await
         .map_err(ConsoleError::BadRequest)?;
     render(
@@ -278,7 +303,8 @@ async fn delivery(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Html<String>, ConsoleError> {
-    let d = views::delivery_page(&state.ledger, id).await?;
+    let t = tenant(&state, &session)?;
+    let d = views::delivery_page(&t.ledger, id).await?;
     render(
         "delivery.html.j2",
         context! { who => who(&session), d, notice => flash.notice, page => "delivery" },
@@ -328,7 +354,8 @@ async fn retry_one(
     Form(f): Form<CsrfForm>,
 ) -> Result<Redirect, ConsoleError> {
     session.check_csrf(&f.csrf)?;
-    let results = state
+    let t = tenant(&state, &session)?;
+    let results = t
         .ledger
         .retry_now(&[id], &format!("console:{}", session.operator))
         .await?;
@@ -345,16 +372,11 @@ async fn retry_channel(
     Form(f): Form<CsrfForm>,
 ) -> Result<Redirect, ConsoleError> {
     session.check_csrf(&f.csrf)?;
-    if !state
-        .ledger
-        .settings
-        .channels
-        .channels
-        .contains_key(&channel)
-    {
+    let t = tenant(&state, &session)?;
+    if !t.ledger.settings.channels.channels.contains_key(&channel) {
         return Err(ConsoleError::NotFound(format!("没有渠道 {channel}")));
     }
-    let results = state
+    let results = t
         .ledger
         .retry_failed(Some(&channel), &format!("console:{}", session.operator))
         .await?;
@@ -370,7 +392,12 @@ async fn withdraw_confirm(
     Path(id): Path<String>,
 ) -> Result<Html<String>, ConsoleError> {
     session.require_withdraw_right()?;
-    let d = state.ledger.store.get_disclosure(&id, None).await?;
+    let t = tenant(&state, &session)?;
+    let d = t
+        .ledger
+        .store
+        .get_disclosure(t.ledger.department(), &id, None)
+        .await?;
     render(
         "withdraw.html.j2",
         context! {
@@ -401,7 +428,8 @@ async fn withdraw(
     session.check_csrf(&f.csrf)?;
     session.require_withdraw_right()?;
     let reason = Some(f.reason.trim()).filter(|r| !r.is_empty());
-    let r = state
+    let t = tenant(&state, &session)?;
+    let r = t
         .ledger
         .withdraw(&id, &format!("console:{}", session.operator), reason)
         .await?;
@@ -422,7 +450,8 @@ async fn health(
     session: Session,
     Query(flash): Query<Flash>,
 ) -> Result<Html<String>, ConsoleError> {
-    let h = views::health(&state.ledger, &state.screens, Utc::now()).await?;
+    let t = tenant(&state, &session)?;
+    let h = views::health(&t.ledger, &t.screens, Utc::now()).await?;
     render(
         "health.html.j2",
         context! { who => who(&session), h, notice => flash.notice, page => "health" },
@@ -435,15 +464,10 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-async fn build_report(state: &AppState, year: i32) -> Result<report::YearReport, ConsoleError> {
-    let groups = state.ledger.store.published_groups().await?;
-    let calendar = state.ledger.settings.calendar();
-    Ok(report::build(
-        &state.ledger.settings,
-        &groups,
-        &calendar,
-        year,
-    ))
+async fn build_report(ledger: &Ledger, year: i32) -> Result<report::YearReport, ConsoleError> {
+    let groups = ledger.store.published_groups(ledger.department()).await?;
+    let calendar = ledger.settings.calendar();
+    Ok(report::build(&ledger.settings, &groups, &calendar, year))
 }
 
 fn year_of(q: &ReportQuery) -> Result<i32, ConsoleError> {
@@ -469,7 +493,8 @@ async fn report_page(
     Query(q): Query<ReportQuery>,
 ) -> Result<Html<String>, ConsoleError> {
     let year = year_of(&q)?;
-    let r = build_report(&state, year).await?;
+    let t = tenant(&state, &session)?;
+    let r = build_report(&t.ledger, year).await?;
     let this = views::this_year(Utc::now());
     let years: Vec<YearOption> = (2008..=this)
         .rev()
@@ -486,16 +511,17 @@ async fn report_page(
 
 async fn report_download(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ConsoleError> {
     let year = year_of(&q)?;
+    let t = tenant(&state, &session)?;
     // The whole annual report (the layout of that year, the clerk's applications file when
     // there is one), as the CLI's `report` gives it.
-    let calendar = state.ledger.settings.calendar();
+    let calendar = t.ledger.settings.calendar();
     let r = crate::annual::generate(
-        &state.ledger.settings,
-        state.ledger.store.as_ref(),
+        &t.ledger.settings,
+        t.ledger.store.as_ref(),
         &calendar,
         year,
         None,

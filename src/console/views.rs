@@ -226,6 +226,7 @@ pub async fn day_list(
         dq.received_before = Some(start + chrono::Duration::days(1));
     }
     let store = &ledger.store;
+    let department = ledger.department();
     let err = |e: StoreError| e.to_string();
     if let Some(chip) = chip_filter {
         // Narrow to the disclosures that have a delivery in that state first.
@@ -244,11 +245,14 @@ pub async fn day_list(
             })
             .collect();
         let rows = store
-            .list_deliveries(&DeliveryFilter {
-                statuses,
-                channel: channel.clone(),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                department,
+                &DeliveryFilter {
+                    statuses,
+                    channel: channel.clone(),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await
             .map_err(err)?;
         let mut ids: Vec<String> = rows.into_iter().map(|d| d.disclosure_id).collect();
@@ -259,16 +263,19 @@ pub async fn day_list(
         }
         dq.disclosure_ids = ids;
     }
-    let found = store.list_disclosures(&dq).await.map_err(err)?;
+    let found = store.list_disclosures(department, &dq).await.map_err(err)?;
     let truncated = found.len() as i64 > LIST_LIMIT;
     let mut items = Vec::new();
     for d in found.into_iter().take(LIST_LIMIT as usize) {
         let rows = store
-            .list_deliveries(&DeliveryFilter {
-                disclosure_id: Some(d.disclosure_id.clone()),
-                channel: channel.clone(),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                department,
+                &DeliveryFilter {
+                    disclosure_id: Some(d.disclosure_id.clone()),
+                    channel: channel.clone(),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await
             .map_err(err)?;
         let chips = chips(&rows, settings);
@@ -294,7 +301,7 @@ pub async fn day_list(
         });
     }
     let dead_total = store
-        .count_deliveries()
+        .count_deliveries(Some(department))
         .await
         .map_err(err)?
         .iter()
@@ -455,18 +462,24 @@ pub struct DeliveryPage {
 
 pub async fn delivery_page(ledger: &Ledger, id: i64) -> Result<DeliveryPage, StoreError> {
     let store = &ledger.store;
-    let d = store.get_delivery(id).await?;
+    let department = ledger.department();
+    let d = store.get_delivery(department, id).await?;
     let disclosure = store
-        .get_disclosure(&d.disclosure_id, Some(d.revision))
+        .get_disclosure(department, &d.disclosure_id, Some(d.revision))
         .await?;
-    let latest = store.get_disclosure(&d.disclosure_id, None).await?;
-    let attempts = store.list_attempts(id).await?;
+    let latest = store
+        .get_disclosure(department, &d.disclosure_id, None)
+        .await?;
+    let attempts = store.list_attempts(department, id).await?;
     let failed_of_channel = store
-        .list_deliveries(&DeliveryFilter {
-            statuses: vec![DeliveryStatus::Dead, DeliveryStatus::Retrying],
-            channel: Some(d.channel.clone()),
-            ..DeliveryFilter::default()
-        })
+        .list_deliveries(
+            department,
+            &DeliveryFilter {
+                statuses: vec![DeliveryStatus::Dead, DeliveryStatus::Retrying],
+                channel: Some(d.channel.clone()),
+                ..DeliveryFilter::default()
+            },
+        )
         .await?
         .len();
     let views: Vec<AttemptView> = attempts
@@ -588,8 +601,8 @@ pub async fn health(
 ) -> Result<Health, StoreError> {
     let store = &ledger.store;
     let settings = &ledger.settings;
-    let counts = store.count_deliveries().await?;
-    let last = store.last_delivered().await?;
+    let counts = store.count_deliveries(Some(ledger.department())).await?;
+    let last = store.last_delivered(ledger.department()).await?;
     let mut channels = Vec::new();
     for (name, spec) in &settings.channels.channels {
         let mut c: BTreeMap<String, i64> = BTreeMap::new();
@@ -695,16 +708,19 @@ async fn near_deadline(
     let settings = &ledger.settings;
     let open = ledger
         .store
-        .list_deliveries(&DeliveryFilter {
-            statuses: vec![
-                DeliveryStatus::Pending,
-                DeliveryStatus::InFlight,
-                DeliveryStatus::Retrying,
-                DeliveryStatus::Dead,
-            ],
-            limit: Some(2000),
-            ..DeliveryFilter::default()
-        })
+        .list_deliveries(
+            ledger.department(),
+            &DeliveryFilter {
+                statuses: vec![
+                    DeliveryStatus::Pending,
+                    DeliveryStatus::InFlight,
+                    DeliveryStatus::Retrying,
+                    DeliveryStatus::Dead,
+                ],
+                limit: Some(2000),
+                ..DeliveryFilter::default()
+            },
+        )
         .await?;
     let open: Vec<DeliveryRow> = open
         .into_iter()
@@ -718,11 +734,14 @@ async fn near_deadline(
     ids.dedup();
     let disclosures = ledger
         .store
-        .list_disclosures(&DisclosureQuery {
-            disclosure_ids: ids,
-            limit: 10_000,
-            ..DisclosureQuery::default()
-        })
+        .list_disclosures(
+            ledger.department(),
+            &DisclosureQuery {
+                disclosure_ids: ids,
+                limit: 10_000,
+                ..DisclosureQuery::default()
+            },
+        )
         .await?;
     let calendar = settings.calendar();
     let today = today(now);

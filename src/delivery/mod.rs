@@ -1,7 +1,8 @@
 //! Deliveries: what happens between an approved disclosure and the channels.
 //! Owns: `Ledger`, the one place that accepts a disclosure (validate, route to channels,
 //! store with its deliveries in one transaction), withdraws one, and applies an operator
-//! retry; the HTTP API and the CLI both call it. The worker (`worker.rs`) works the
+//! retry; the HTTP API and the CLI both call it. A `Ledger` is one department's: its
+//! settings are that department's view, and every store call names the department. The worker (`worker.rs`) works the
 //! deliveries; `retry.rs` is the pure retry policy.
 
 pub mod retry;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
-use crate::disclosure::{self, ValidationContext, ValidationErrors};
+use crate::disclosure::{self, FieldError, ValidationContext, ValidationErrors};
 use crate::domain::{Action, DeliveryStatus};
 use crate::gate::Gate;
 use crate::store::{
@@ -57,6 +58,7 @@ pub struct WithdrawResult {
 
 pub struct Ledger {
     pub store: Arc<dyn Store>,
+    /// The department's view of the settings (`settings.department` says which one).
     pub settings: Arc<Settings>,
     /// Woken when there is new due work, so an idle worker in this process starts at once.
     pub wake: Arc<Notify>,
@@ -64,11 +66,22 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>) -> Self {
+        Ledger::with_wake(store, settings, Arc::new(Notify::new()))
+    }
+
+    /// A ledger that wakes the given worker signal (every department's ledger in one
+    /// process wakes the one worker).
+    pub fn with_wake(store: Arc<dyn Store>, settings: Arc<Settings>, wake: Arc<Notify>) -> Self {
         Ledger {
             store,
             settings,
-            wake: Arc::new(Notify::new()),
+            wake,
         }
+    }
+
+    /// The code of the department this ledger is for.
+    pub fn department(&self) -> &str {
+        &self.settings.department.code
     }
 
     /// Validates, routes and stores a disclosure with one delivery per channel, atomically.
@@ -83,6 +96,19 @@ impl Ledger {
             channels: &channel_names,
         };
         let d = disclosure::parse_disclosure(raw, &ctx).map_err(SubmitError::Invalid)?;
+        // A department publishes only in its own name (发布机关).
+        if let Some(publisher) = &self.settings.department.publisher {
+            if d.publisher.trim() != publisher.as_str() {
+                return Err(SubmitError::Invalid(ValidationErrors(vec![FieldError {
+                    path: "publisher".into(),
+                    message: format!(
+                        "发布机关应为本部门（{}）的 {publisher:?}，而公开件写的是 {:?}",
+                        self.department(),
+                        d.publisher
+                    ),
+                }])));
+            }
+        }
         // The content gate, before anything is stored or sent (hits are masked in logs).
         let verdict = Gate::new(&self.settings.gate).check(&d);
         if !verdict.overridden.is_empty() {
@@ -136,7 +162,7 @@ impl Ledger {
         };
         let outcome = self
             .store
-            .insert_disclosure(&new, &deliveries, Utc::now())
+            .insert_disclosure(self.department(), &new, &deliveries, Utc::now())
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(msg) => SubmitError::Conflict(msg),
@@ -146,6 +172,7 @@ impl Ledger {
             IngestOutcome::Created { delivery_ids } => {
                 self.wake.notify_one();
                 tracing::info!(
+                    department = self.department(),
                     disclosure_id = %d.disclosure_id,
                     revision = d.revision,
                     channels = ?channels,
@@ -173,7 +200,7 @@ impl Ledger {
     ) -> Result<WithdrawResult, StoreError> {
         let outcome = self
             .store
-            .withdraw_disclosure(disclosure_id, by, reason, Utc::now())
+            .withdraw_disclosure(self.department(), disclosure_id, by, reason, Utc::now())
             .await?;
         Ok(match outcome {
             WithdrawOutcome::Withdrawn {
@@ -181,7 +208,13 @@ impl Ledger {
                 delivery_ids,
             } => {
                 self.wake.notify_one();
-                tracing::info!(disclosure_id, by, ?reason, "disclosure withdrawn");
+                tracing::info!(
+                    department = self.department(),
+                    disclosure_id,
+                    by,
+                    ?reason,
+                    "disclosure withdrawn"
+                );
                 WithdrawResult {
                     disclosure_id: disclosure_id.to_string(),
                     withdrawn_now: true,
@@ -200,7 +233,10 @@ impl Ledger {
 
     /// Operator retry of the given deliveries; records who asked, keeps all history.
     pub async fn retry_now(&self, ids: &[i64], by: &str) -> Result<Vec<RetryResult>, StoreError> {
-        let results = self.store.retry_now(ids, by, Utc::now()).await?;
+        let results = self
+            .store
+            .retry_now(self.department(), ids, by, Utc::now())
+            .await?;
         if results
             .iter()
             .any(|r| matches!(r, RetryResult::Scheduled { .. }))
@@ -208,7 +244,7 @@ impl Ledger {
             self.wake.notify_one();
         }
         for r in &results {
-            tracing::info!(by, result = ?r, "operator retry");
+            tracing::info!(department = self.department(), by, result = ?r, "operator retry");
         }
         Ok(results)
     }
@@ -221,11 +257,14 @@ impl Ledger {
     ) -> Result<Vec<RetryResult>, StoreError> {
         let failed = self
             .store
-            .list_deliveries(&DeliveryFilter {
-                statuses: vec![DeliveryStatus::Dead, DeliveryStatus::Retrying],
-                channel: channel.map(str::to_string),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                self.department(),
+                &DeliveryFilter {
+                    statuses: vec![DeliveryStatus::Dead, DeliveryStatus::Retrying],
+                    channel: channel.map(str::to_string),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await?;
         let ids: Vec<i64> = failed.iter().map(|d| d.id).collect();
         if ids.is_empty() {
@@ -236,14 +275,23 @@ impl Ledger {
 }
 
 /// The key the remote side deduplicates on: the same for every attempt of a delivery.
+/// A department of `departments_dir` puts its code in front (two departments may use the
+/// same disclosure id and channel name on one platform); `default` keeps the key it always
+/// had, so deliveries made before departments existed are still recognised.
 pub fn idempotency_key(
+    department: &str,
     disclosure_id: &str,
     revision: i64,
     channel: &str,
     action: Action,
 ) -> String {
-    match action {
+    let key = match action {
         Action::Publish => format!("{disclosure_id}:{revision}:{channel}"),
         Action::Withdraw => format!("{disclosure_id}:{revision}:{channel}:withdraw"),
+    };
+    if department == crate::store::DEFAULT_DEPARTMENT {
+        key
+    } else {
+        format!("{department}:{key}")
     }
 }

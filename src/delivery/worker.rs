@@ -4,7 +4,12 @@
 //! `concurrency` attempts in flight until shutdown, then lets them finish. A panic inside a
 //! channel or a store error on one delivery is logged and never stops the loop: the claim's
 //! lease expires and the delivery is taken up again, with the same idempotency key.
+//!
+//! One queue for every department: claims are global, and each claimed delivery is worked
+//! with its own department's channel (by department and channel name), templates and
+//! taxonomy (`WorkerDepartment`).
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,10 +64,19 @@ impl RunSummary {
     }
 }
 
+/// What the worker needs of one department: its channels, its templates and its settings
+/// (taxonomy for category names and 公示期).
+pub struct WorkerDepartment {
+    pub settings: Arc<Settings>,
+    pub registry: Registry,
+    pub renderer: Arc<Renderer>,
+}
+
 pub struct Worker {
     store: Arc<dyn Store>,
-    registry: Registry,
-    renderer: Arc<Renderer>,
+    /// By department code.
+    departments: HashMap<String, WorkerDepartment>,
+    /// The shared settings: worker, retry, lease.
     settings: Arc<Settings>,
     policy: RetryPolicy,
     instance: String,
@@ -70,6 +84,8 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker for one department (`settings.department`), with its channels and
+    /// templates; `settings` also gives the worker and retry settings.
     pub fn new(
         store: Arc<dyn Store>,
         registry: Registry,
@@ -77,12 +93,30 @@ impl Worker {
         settings: Arc<Settings>,
         wake: Arc<Notify>,
     ) -> Self {
+        let department = WorkerDepartment {
+            settings: settings.clone(),
+            registry,
+            renderer,
+        };
+        Worker::for_departments(store, vec![department], settings, wake)
+    }
+
+    /// A worker for every department in `departments` (one queue: it claims any of their
+    /// deliveries); `settings` gives the shared worker and retry settings.
+    pub fn for_departments(
+        store: Arc<dyn Store>,
+        departments: Vec<WorkerDepartment>,
+        settings: Arc<Settings>,
+        wake: Arc<Notify>,
+    ) -> Self {
         Worker {
             policy: RetryPolicy::new(&settings.retry),
             instance: settings.instance_id(),
             store,
-            registry,
-            renderer,
+            departments: departments
+                .into_iter()
+                .map(|d| (d.settings.department.code.clone(), d))
+                .collect(),
             settings,
             wake,
         }
@@ -215,6 +249,7 @@ impl Worker {
         let span = tracing::info_span!(
             "attempt",
             delivery_id = c.delivery.id,
+            department = %c.delivery.department,
             disclosure_id = %c.delivery.disclosure_id,
             revision = c.delivery.revision,
             channel = %c.delivery.channel,
@@ -367,16 +402,27 @@ impl Worker {
     /// Renders (once) and sends. Every failure comes back classified.
     async fn send(&self, c: &Claimed) -> Result<Sent, DeliveryError> {
         let d = &c.delivery;
-        let channel = self.registry.get(&d.channel).ok_or_else(|| {
+        let dept = self.departments.get(&d.department).ok_or_else(|| {
             DeliveryError::permanent(format!(
-                "渠道 {} 不在当前配置中（channels/{}.toml 被删除或改名？）",
+                "部门 {} 不在当前配置中（departments_dir 中的 {}/ 被删除或改名？）",
+                d.department, d.department
+            ))
+        })?;
+        let channel = dept.registry.get(&d.channel).ok_or_else(|| {
+            let at = if d.department == crate::store::DEFAULT_DEPARTMENT {
+                String::new()
+            } else {
+                format!("部门 {} 的", d.department)
+            };
+            DeliveryError::permanent(format!(
+                "{at}渠道 {} 不在当前配置中（channels/{}.toml 被删除或改名？）",
                 d.channel, d.channel
             ))
         })?;
         let payload = match &d.payload {
             Some(p) => p.clone(),
             None => {
-                let payload = self.render(c, channel.template())?;
+                let payload = self.render(dept, c, channel.template())?;
                 channel.check_payload(&payload).map_err(|e| {
                     DeliveryError::permanent(format!(
                         "公开件 {} 第 {} 版，模板 {}：{e}",
@@ -395,13 +441,20 @@ impl Worker {
         };
         let request = DeliveryRequest {
             delivery_id: d.id,
+            department: d.department.clone(),
             disclosure_id: d.disclosure_id.clone(),
             revision: d.revision,
             action: d.action,
-            idempotency_key: idempotency_key(&d.disclosure_id, d.revision, &d.channel, d.action),
+            idempotency_key: idempotency_key(
+                &d.department,
+                &d.disclosure_id,
+                d.revision,
+                &d.channel,
+                d.action,
+            ),
             payload,
             display_min_working_days: crate::led::min_display_working_days(
-                &self.settings,
+                &dept.settings,
                 &c.disclosure,
             ),
             disclosure: serde_json::from_str::<Disclosure>(&c.disclosure.json)
@@ -417,11 +470,16 @@ impl Worker {
         channel.deliver(&request, &mut progress).await
     }
 
-    fn render(&self, c: &Claimed, template: &str) -> Result<Vec<u8>, DeliveryError> {
+    fn render(
+        &self,
+        dept: &WorkerDepartment,
+        c: &Claimed,
+        template: &str,
+    ) -> Result<Vec<u8>, DeliveryError> {
         let disclosure: Disclosure = serde_json::from_str(&c.disclosure.json).map_err(|e| {
             DeliveryError::permanent(format!("存储的公开件无法解析（数据损坏？）：{e}"))
         })?;
-        let category_name = self
+        let category_name = dept
             .settings
             .category(&disclosure.category)
             .map(|c| c.name.as_str())
@@ -438,7 +496,7 @@ impl Worker {
             category_name,
             reason,
         );
-        self.renderer
+        dept.renderer
             .render(template, &ctx)
             .map_err(|e| DeliveryError::permanent(format!("{e}（修正模板后可手动重试）")))
     }

@@ -1,12 +1,20 @@
 //! The HTTP API under `/api/v1` (bearer token), thin handlers over `delivery::Ledger` and
 //! the store. Owns: the router, `AppState`, authentication, `ApiError` (a short JSON answer
 //! for the client, the cause logged once). No SQL and no business rules here.
+//!
+//! Departments (tenants): the bearer token says which department a request is for
+//! (`Tenants`); every `/api/v1` handler works on that department's ledger only, and the
+//! store answers "not found" for another department's ids, so another department's delivery
+//! is a 404 like one that does not exist. Each department's WeChat account answers on
+//! `/wechat/{department}` (and `/wechat/{department}/{channel}/callback`), each
+//! department's LED screens on `/led/{department}/{screen}/feed`; the unprefixed paths are
+//! the `default` department's, as before departments existed.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,12 +34,84 @@ use crate::wechat_callback::{CallbackError, Signed};
 ///
 /// Cloned for every request (axum's `State`): every field is an `Arc` or holds them.
 pub struct AppState {
+    /// The `default` department's ledger (the console, `/metrics`).
     pub ledger: Arc<Ledger>,
-    pub token: Option<Arc<Secret>>,
-    /// LED screens whose feed `GET /led/{screen}/feed` serves.
+    /// The `default` department's LED screens, whose feed `GET /led/{screen}/feed` serves.
     pub screens: Arc<crate::led::Screens>,
-    /// WeChat callbacks: `/wechat/{channel}/callback` and `[wechat_callback].path`.
+    /// The `default` department's WeChat callbacks: `/wechat/{channel}/callback` and
+    /// `[wechat_callback].path`.
     pub wechat: crate::wechat_callback::Callbacks,
+    /// Every department, and which API token is whose.
+    pub tenants: Arc<Tenants>,
+}
+
+/// One department as the HTTP side serves it.
+pub struct Tenant {
+    pub ledger: Arc<Ledger>,
+    pub screens: crate::led::Screens,
+    pub wechat: crate::wechat_callback::Callbacks,
+}
+
+impl Tenant {
+    pub fn code(&self) -> &str {
+        self.ledger.department()
+    }
+}
+
+/// The departments by code and by API token.
+pub struct Tenants {
+    by_code: std::collections::BTreeMap<String, Arc<Tenant>>,
+    by_token: Vec<(Secret, Arc<Tenant>)>,
+}
+
+impl Tenants {
+    /// `tenants` must include `default`; `tokens` pairs each token with its department's
+    /// settings (`config::department_tokens`, which refuses two departments with one token).
+    pub fn new(
+        tenants: Vec<Arc<Tenant>>,
+        tokens: Vec<(Secret, Arc<crate::config::Settings>)>,
+    ) -> Tenants {
+        let by_code: std::collections::BTreeMap<String, Arc<Tenant>> = tenants
+            .into_iter()
+            .map(|t| (t.code().to_string(), t))
+            .collect();
+        let by_token = tokens
+            .into_iter()
+            .filter_map(|(token, s)| {
+                by_code
+                    .get(&s.department.code)
+                    .map(|t| (token, Arc::clone(t)))
+            })
+            .collect();
+        Tenants { by_code, by_token }
+    }
+
+    pub fn get(&self, code: &str) -> Option<&Arc<Tenant>> {
+        self.by_code.get(code)
+    }
+
+    pub fn default_tenant(&self) -> Arc<Tenant> {
+        self.by_code
+            .get(crate::store::DEFAULT_DEPARTMENT)
+            .cloned()
+            .expect("the default department is always built")
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.by_code.values()
+    }
+
+    /// The department whose token this is. Every token is compared in full (constant
+    /// time per token), so the answer's timing does not tell which department came close.
+    fn by_token(&self, given: &str) -> Option<Arc<Tenant>> {
+        let mut found = None;
+        for (token, tenant) in &self.by_token {
+            if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+                found = Some(Arc::clone(tenant));
+            }
+        }
+        found
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         // Read by the hall's player software: no bearer token, like a public page.
         .route("/led/{screen}/feed", get(led_feed))
+        .route("/led/{department}/{screen}/feed", get(department_led_feed))
         .merge(wechat_routes(&state))
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(
@@ -70,12 +151,23 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The WeChat callback on its configured path (the account of `[wechat_callback].channel`)
-/// and per channel on `/wechat/{channel}/callback`, with WeChat's own body limit.
+/// and per channel on `/wechat/{channel}/callback`, with WeChat's own body limit; each
+/// department's on `/wechat/{department}` (its `[wechat_callback].channel`) and
+/// `/wechat/{department}/{channel}/callback`.
 fn wechat_routes(state: &AppState) -> Router<AppState> {
-    let mut r = Router::new().route(
-        "/wechat/{channel}/callback",
-        get(wechat_echo_channel).post(wechat_push_channel),
-    );
+    let mut r = Router::new()
+        .route(
+            "/wechat/{channel}/callback",
+            get(wechat_echo_channel).post(wechat_push_channel),
+        )
+        .route(
+            "/wechat/{department}",
+            get(wechat_echo_department).post(wechat_push_department),
+        )
+        .route(
+            "/wechat/{department}/{channel}/callback",
+            get(wechat_echo_department_channel).post(wechat_push_department_channel),
+        );
     let path = state.wechat.path.clone();
     if !path.is_empty() && &*path != "/wechat/{channel}/callback" {
         r = r.route(&path, get(wechat_echo).post(wechat_push));
@@ -84,7 +176,7 @@ fn wechat_routes(state: &AppState) -> Router<AppState> {
 }
 
 async fn wechat_echo(State(state): State<AppState>, Query(q): Query<Signed>) -> Response {
-    wechat_echo_in(&state, None, &q)
+    wechat_echo_in(&state.wechat, None, &q)
 }
 
 async fn wechat_echo_channel(
@@ -92,12 +184,38 @@ async fn wechat_echo_channel(
     Path(channel): Path<String>,
     Query(q): Query<Signed>,
 ) -> Response {
-    wechat_echo_in(&state, Some(&channel), &q)
+    wechat_echo_in(&state.wechat, Some(&channel), &q)
+}
+
+async fn wechat_echo_department(
+    State(state): State<AppState>,
+    Path(department): Path<String>,
+    Query(q): Query<Signed>,
+) -> Response {
+    match state.tenants.get(&department) {
+        Some(t) => wechat_echo_in(&t.wechat, None, &q),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn wechat_echo_department_channel(
+    State(state): State<AppState>,
+    Path((department, channel)): Path<(String, String)>,
+    Query(q): Query<Signed>,
+) -> Response {
+    match state.tenants.get(&department) {
+        Some(t) => wechat_echo_in(&t.wechat, Some(&channel), &q),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// `GET`: the URL check, answered with the raw `echostr`.
-fn wechat_echo_in(state: &AppState, channel: Option<&str>, q: &Signed) -> Response {
-    match state.wechat.get(channel).map(|c| c.echo(q)) {
+fn wechat_echo_in(
+    callbacks: &crate::wechat_callback::Callbacks,
+    channel: Option<&str>,
+    q: &Signed,
+) -> Response {
+    match callbacks.get(channel).map(|c| c.echo(q)) {
         Some(Ok(echo)) => echo.into_response(),
         Some(Err(e)) => wechat_error(channel, e),
         None => StatusCode::NOT_FOUND.into_response(),
@@ -109,7 +227,7 @@ async fn wechat_push(
     Query(q): Query<Signed>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    wechat_push_in(&state, None, &q, body).await
+    wechat_push_in(&state.wechat, None, &q, body).await
 }
 
 async fn wechat_push_channel(
@@ -118,26 +236,47 @@ async fn wechat_push_channel(
     Query(q): Query<Signed>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    wechat_push_in(&state, Some(&channel), &q, body).await
+    wechat_push_in(&state.wechat, Some(&channel), &q, body).await
+}
+
+async fn wechat_push_department(
+    State(state): State<AppState>,
+    Path(department): Path<String>,
+    Query(q): Query<Signed>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match state.tenants.get(&department) {
+        Some(t) => wechat_push_in(&t.wechat, None, &q, body).await,
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn wechat_push_department_channel(
+    State(state): State<AppState>,
+    Path((department, channel)): Path<(String, String)>,
+    Query(q): Query<Signed>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match state.tenants.get(&department) {
+        Some(t) => wechat_push_in(&t.wechat, Some(&channel), &q, body).await,
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// `POST`: a push, answered with the reply (XML, encrypted in 兼容/安全 mode) or `success`.
 async fn wechat_push_in(
-    state: &AppState,
+    callbacks: &crate::wechat_callback::Callbacks,
     channel: Option<&str>,
     q: &Signed,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(cb) = state.wechat.get(channel) else {
+    let Some(cb) = callbacks.get(channel) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let body = match body {
         Ok(b) => b,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return wechat_error(
-                channel,
-                CallbackError::TooLarge(state.wechat.max_body_bytes),
-            )
+            return wechat_error(channel, CallbackError::TooLarge(callbacks.max_body_bytes))
         }
         Err(r) => return wechat_error(channel, CallbackError::BadRequest(r.to_string())),
     };
@@ -236,24 +375,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The bearer token says which department the request is for: its `Tenant` goes into the
+/// request's extensions for the handlers. An unknown token is 401.
 async fn require_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Some(token) = &state.token else {
-        return Ok(next.run(request).await);
-    };
     let given = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-        Ok(next.run(request).await)
-    } else {
-        Err(ApiError::Unauthorized)
+    match state.tenants.by_token(given) {
+        Some(tenant) if !given.is_empty() => {
+            request.extensions_mut().insert(tenant);
+            Ok(next.run(request).await)
+        }
+        _ => Err(ApiError::Unauthorized),
     }
 }
 
@@ -274,24 +414,28 @@ fn operator(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "api".to_string())
 }
 
-fn body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+fn body(ledger: &Ledger, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(state.ledger.settings.server.max_body_bytes)
+            ApiError::TooLarge(ledger.settings.server.max_body_bytes)
         } else {
             ApiError::BadRequest(format!("无法读取请求体：{r}"))
         }
     })
 }
 
+/// The department of the request's token (set by `require_token`).
+type Dept = Extension<Arc<Tenant>>;
+
 async fn submit(
-    State(state): State<AppState>,
+    Extension(tenant): Dept,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let raw = body(&state, raw)?;
+    let ledger = &tenant.ledger;
+    let raw = body(ledger, raw)?;
     let by = format!("api:{}", operator(&headers));
-    match state.ledger.submit(&raw, &by).await {
+    match ledger.submit(&raw, &by).await {
         Ok(r) => {
             let status = if r.created {
                 StatusCode::CREATED
@@ -307,17 +451,23 @@ async fn submit(
 }
 
 async fn get_disclosure(
-    State(state): State<AppState>,
+    Extension(tenant): Dept,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let d = state.ledger.store.get_disclosure(&id, None).await?;
-    let deliveries = state
-        .ledger
+    let ledger = &tenant.ledger;
+    let d = ledger
         .store
-        .list_deliveries(&DeliveryFilter {
-            disclosure_id: Some(id),
-            ..DeliveryFilter::default()
-        })
+        .get_disclosure(ledger.department(), &id, None)
+        .await?;
+    let deliveries = ledger
+        .store
+        .list_deliveries(
+            ledger.department(),
+            &DeliveryFilter {
+                disclosure_id: Some(id),
+                ..DeliveryFilter::default()
+            },
+        )
         .await?;
     let disclosure: serde_json::Value =
         serde_json::from_str(&d.json).map_err(|e| ApiError::Internal(e.into()))?;
@@ -337,20 +487,20 @@ struct WithdrawBody {
 }
 
 async fn withdraw(
-    State(state): State<AppState>,
+    Extension(tenant): Dept,
     Path(id): Path<String>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let raw = body(&state, raw)?;
+    let ledger = &tenant.ledger;
+    let raw = body(ledger, raw)?;
     let req: WithdrawBody = if raw.iter().all(u8::is_ascii_whitespace) {
         WithdrawBody::default()
     } else {
         serde_json::from_slice(&raw)
             .map_err(|e| ApiError::BadRequest(format!("请求体应为 {{\"reason\": \"…\"}}：{e}")))?
     };
-    let r = state
-        .ledger
+    let r = ledger
         .withdraw(&id, &operator(&headers), req.reason.as_deref())
         .await?;
     Ok(Json(r).into_response())
@@ -366,7 +516,7 @@ struct ListQuery {
 }
 
 async fn list_deliveries(
-    State(state): State<AppState>,
+    Extension(tenant): Dept,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let statuses = match q.status.as_deref() {
@@ -377,25 +527,26 @@ async fn list_deliveries(
             .collect::<Result<_, _>>()
             .map_err(ApiError::BadRequest)?,
     };
-    let rows = state
-        .ledger
+    let ledger = &tenant.ledger;
+    let rows = ledger
         .store
-        .list_deliveries(&DeliveryFilter {
-            statuses,
-            channel: q.channel,
-            disclosure_id: q.disclosure_id,
-            limit: q.limit,
-        })
+        .list_deliveries(
+            ledger.department(),
+            &DeliveryFilter {
+                statuses,
+                channel: q.channel,
+                disclosure_id: q.disclosure_id,
+                limit: q.limit,
+            },
+        )
         .await?;
     Ok(Json(rows).into_response())
 }
 
-async fn show_delivery(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
-    let d = state.ledger.store.get_delivery(id).await?;
-    let attempts = state.ledger.store.list_attempts(id).await?;
+async fn show_delivery(Extension(tenant): Dept, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let ledger = &tenant.ledger;
+    let d = ledger.store.get_delivery(ledger.department(), id).await?;
+    let attempts = ledger.store.list_attempts(ledger.department(), id).await?;
     let mut v = serde_json::to_value(&d).map_err(|e| ApiError::Internal(e.into()))?;
     v["attempts_log"] =
         serde_json::to_value(&attempts).map_err(|e| ApiError::Internal(e.into()))?;
@@ -408,11 +559,15 @@ async fn show_delivery(
 }
 
 async fn retry_one(
-    State(state): State<AppState>,
+    Extension(tenant): Dept,
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let results = state.ledger.retry_now(&[id], &operator(&headers)).await?;
+    let ledger = &tenant.ledger;
+    // A delivery this department does not have (another department's included) is 404,
+    // as for GET: the answer does not tell whether the id exists elsewhere.
+    ledger.store.get_delivery(ledger.department(), id).await?;
+    let results = ledger.retry_now(&[id], &operator(&headers)).await?;
     Ok(Json(json!({ "results": results })).into_response())
 }
 
@@ -427,11 +582,12 @@ struct RetryBody {
 }
 
 async fn retry_many(
-    State(state): State<AppState>,
+    Extension(tenant): Dept,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let raw = body(&state, raw)?;
+    let ledger = &tenant.ledger;
+    let raw = body(ledger, raw)?;
     let req: RetryBody = serde_json::from_slice(&raw).map_err(|e| {
         ApiError::BadRequest(format!(
             "请求体应为 {{\"ids\": [1, 2]}} 或 {{\"failed\": true, \"channel\": \"gov_site\"}}：{e}"
@@ -439,13 +595,8 @@ async fn retry_many(
     })?;
     let by = operator(&headers);
     let results = match (req.failed, req.ids.is_empty()) {
-        (true, true) => {
-            state
-                .ledger
-                .retry_failed(req.channel.as_deref(), &by)
-                .await?
-        }
-        (false, false) => state.ledger.retry_now(&req.ids, &by).await?,
+        (true, true) => ledger.retry_failed(req.channel.as_deref(), &by).await?,
+        (false, false) => ledger.retry_now(&req.ids, &by).await?,
         _ => return Err(ApiError::BadRequest("ids 与 failed 须二选一".to_string())),
     };
     Ok(Json(json!({ "results": results })).into_response())
@@ -460,7 +611,7 @@ struct ReportQuery {
 }
 
 async fn year_report(
-    State(state): State<AppState>,
+    Extension(tenant): Dept,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let layout = match q.layout {
@@ -473,10 +624,11 @@ async fn year_report(
             )))
         }
     };
-    let calendar = state.ledger.settings.calendar();
+    let ledger = &tenant.ledger;
+    let calendar = ledger.settings.calendar();
     let r = crate::annual::generate(
-        &state.ledger.settings,
-        state.ledger.store.as_ref(),
+        &ledger.settings,
+        ledger.store.as_ref(),
         &calendar,
         q.year,
         layout,
@@ -494,13 +646,12 @@ struct FeedQuery {
     format: Option<String>,
 }
 
-/// The screen's current feed: text in its encoding (one item per line, CRLF) or, with
-/// `?format=json`, UTF-8 JSON; an ETag, and 304 when `If-None-Match` matches.
-/// The LED screens as the daemon sees them: items up now and the controller's last answer.
-async fn list_screens(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// The LED screens of the token's department as the daemon sees them: items up now and
+/// the controller's last answer.
+async fn list_screens(Extension(tenant): Dept) -> Result<Response, ApiError> {
     let now = chrono::Utc::now();
     let mut out = Vec::new();
-    for (name, screen) in state.screens.iter() {
+    for (name, screen) in &tenant.screens {
         let feed = screen.current(now).await;
         out.push(json!({
             "name": name,
@@ -512,16 +663,41 @@ async fn list_screens(State(state): State<AppState>) -> Result<Response, ApiErro
     Ok(Json(out).into_response())
 }
 
+/// A department's screen feed (`/led/{department}/{screen}/feed`), as `led_feed`.
+async fn department_led_feed(
+    State(state): State<AppState>,
+    Path((department, screen)): Path<(String, String)>,
+    Query(q): Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let screens = state
+        .tenants
+        .get(&department)
+        .map(|t| t.screens.clone())
+        .unwrap_or_default();
+    screen_feed(&screens, &screen, q, &headers).await
+}
+
+/// The screen's current feed: text in its encoding (one item per line, CRLF) or, with
+/// `?format=json`, UTF-8 JSON; an ETag, and 304 when `If-None-Match` matches.
 async fn led_feed(
     State(state): State<AppState>,
     Path(screen): Path<String>,
     Query(q): Query<FeedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    screen_feed(&state.screens, &screen, q, &headers).await
+}
+
+async fn screen_feed(
+    screens: &crate::led::Screens,
+    screen: &str,
+    q: FeedQuery,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     use axum::http::header;
-    let s = state
-        .screens
-        .get(&screen)
+    let s = screens
+        .get(screen)
         .filter(|s| s.config().http_pull.enabled)
         .ok_or_else(|| ApiError::NotFound(format!("没有启用 HTTP 拉取的 LED 屏 {screen}")))?;
     let feed = s.current(chrono::Utc::now()).await;

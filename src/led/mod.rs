@@ -55,6 +55,8 @@ pub struct ControllerStatus {
 
 pub struct Screen {
     name: String,
+    /// The department whose channel this screen is (its `displayed_until` rows).
+    department: String,
     cfg: LedConfig,
     /// Counts the 公示期 in Chinese working days.
     calendar: Arc<Calendar>,
@@ -80,6 +82,7 @@ impl Screen {
     pub fn new(name: &str, cfg: LedConfig, calendar: Arc<Calendar>) -> Screen {
         Screen {
             name: name.to_string(),
+            department: crate::store::DEFAULT_DEPARTMENT.to_string(),
             cfg,
             calendar,
             feed: tokio::sync::Mutex::new(Feed::default()),
@@ -87,6 +90,17 @@ impl Screen {
             came_down: Mutex::new(Vec::new()),
             rotation: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// The same screen as a channel of `department`.
+    pub fn for_department(mut self, department: &str) -> Screen {
+        self.department = department.to_string();
+        self
+    }
+
+    /// The department whose channel this screen is.
+    pub fn department(&self) -> &str {
+        &self.department
     }
 
     fn note_came_down(&self, item: &FeedItem, at: DateTime<Utc>) {
@@ -518,11 +532,14 @@ pub async fn restore(
 ) -> anyhow::Result<()> {
     for screen in screens.values() {
         let rows = store
-            .list_deliveries(&DeliveryFilter {
-                statuses: vec![DeliveryStatus::Delivered],
-                channel: Some(screen.name.clone()),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                &settings.department.code,
+                &DeliveryFilter {
+                    statuses: vec![DeliveryStatus::Delivered],
+                    channel: Some(screen.name.clone()),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await?;
         let mut latest: BTreeMap<&str, &crate::store::DeliveryRow> = BTreeMap::new();
         for r in rows.iter().filter(|r| r.action == Action::Publish) {
@@ -533,7 +550,9 @@ pub async fn restore(
         }
         let mut items = Vec::new();
         for (id, row) in latest {
-            let d = store.get_disclosure(id, Some(row.revision)).await?;
+            let d = store
+                .get_disclosure(&settings.department.code, id, Some(row.revision))
+                .await?;
             if d.withdrawn_at.is_some() {
                 continue;
             }
@@ -594,7 +613,13 @@ pub async fn record_came_down(screen: &Screen, store: &dyn Store) {
     let mut failed = Vec::new();
     for c in screen.take_came_down() {
         if let Err(e) = store
-            .record_displayed_until(&screen.name, &c.disclosure_id, c.revision, c.at)
+            .record_displayed_until(
+                &screen.department,
+                &screen.name,
+                &c.disclosure_id,
+                c.revision,
+                c.at,
+            )
             .await
         {
             tracing::warn!(screen = %screen.name, disclosure_id = %c.disclosure_id, cause = %e, "记录下屏时间失败，稍后重试");

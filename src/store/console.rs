@@ -50,6 +50,8 @@ impl std::str::FromStr for Role {
 #[derive(Debug, Clone)]
 pub struct NewOperator {
     pub name: String,
+    /// The department whose items the account sees and changes in the console.
+    pub department: String,
     /// argon2id PHC string.
     pub password_hash: String,
     pub role: Role,
@@ -58,6 +60,7 @@ pub struct NewOperator {
 #[derive(Debug, Clone, Serialize)]
 pub struct OperatorRow {
     pub name: String,
+    pub department: String,
     #[serde(skip)]
     pub password_hash: String,
     pub role: Role,
@@ -82,6 +85,8 @@ pub struct NewSession {
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub operator: String,
+    /// The operator's department.
+    pub department: String,
     pub role: Role,
     pub csrf_token: String,
     pub expires_at: DateTime<Utc>,

@@ -49,6 +49,10 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The department (部门, the tenant) that everything stored before departments existed, and
+/// everything of a config without `departments_dir`, belongs to: the top-level config.
+pub const DEFAULT_DEPARTMENT: &str = "default";
+
 /// A revision to store, with everything derived from it that the ledger indexes.
 #[derive(Debug, Clone)]
 pub struct NewDisclosure {
@@ -75,6 +79,8 @@ pub struct NewDelivery {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredDisclosure {
+    /// The department that owns it.
+    pub department: String,
     pub disclosure_id: String,
     pub revision: i64,
     pub title: String,
@@ -115,6 +121,8 @@ pub enum WithdrawOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRow {
     pub id: i64,
+    /// The department that owns it (the worker finds the channel by department and name).
+    pub department: String,
     pub disclosure_id: String,
     pub revision: i64,
     pub channel: String,
@@ -303,10 +311,17 @@ pub struct ReportRevision {
     pub valid_to: Option<NaiveDate>,
 }
 
+/// Isolation between departments is kept here, in SQL: every method that reads or changes
+/// a department's data takes the department (its code) and only ever sees that
+/// department's rows; an id of another department's delivery or disclosure is "not found".
+/// The queue is one for every department: `claim_due`, `next_due_at`, `wait_for_work` and
+/// the worker's own methods under a claim token (`store_payload`, `complete_attempt`,
+/// `release_claim`, `save_progress`) are global, and a claimed delivery says its department.
+/// WeChat account state is keyed by appid (an appid belongs to one department).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores a revision and, in the same transaction, its deliveries (status `pending`,
-    /// due now). Idempotent on `(disclosure_id, revision)`:
+    /// Stores a revision of `department` and, in the same transaction, its deliveries
+    /// (status `pending`, due now). Idempotent on `(department, disclosure_id, revision)`:
     /// - same content hash as stored -> `Unchanged` (nothing created);
     /// - different content -> `Conflict`;
     /// - lower than a revision already stored, or the disclosure was withdrawn -> `Conflict`.
@@ -316,6 +331,7 @@ pub trait Store: Send + Sync + 'static {
     /// `last_error` saying which revision replaced them.
     async fn insert_disclosure(
         &self,
+        department: &str,
         new: &NewDisclosure,
         deliveries: &[NewDelivery],
         now: DateTime<Utc>,
@@ -324,6 +340,7 @@ pub trait Store: Send + Sync + 'static {
     /// The latest revision, or the one asked for.
     async fn get_disclosure(
         &self,
+        department: &str,
         disclosure_id: &str,
         revision: Option<i64>,
     ) -> StoreResult<StoredDisclosure>;
@@ -335,6 +352,7 @@ pub trait Store: Send + Sync + 'static {
     /// hold the item). `NotFound` for an unknown id.
     async fn withdraw_disclosure(
         &self,
+        department: &str,
         disclosure_id: &str,
         by: &str,
         reason: Option<&str>,
@@ -345,7 +363,7 @@ pub trait Store: Send + Sync + 'static {
     /// `pending`/`retrying` with `next_attempt_at <= now`, and `in_flight` whose lease
     /// (`claimed_until`) expired; for those, a `lost` attempt is appended first.
     /// A delivery is not claimed while an older delivery (smaller id) of the same
-    /// disclosure and channel is `pending`, `in_flight` or `retrying` (order: revision 1
+    /// department, disclosure and channel is `pending`, `in_flight` or `retrying` (order: revision 1
     /// before revision 2, publish before withdraw). Each claim sets status `in_flight`,
     /// increments `attempts`, sets a fresh `claim_token` and `claimed_until = now + lease`,
     /// and resets `next_trigger` to scheduled.
@@ -378,19 +396,31 @@ pub trait Store: Send + Sync + 'static {
     /// delivery is due again at once, `attempts` is decremented.
     async fn release_claim(&self, delivery_id: i64, claim_token: &str) -> StoreResult<()>;
 
-    async fn list_deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>>;
+    /// The department's deliveries that match, by id.
+    async fn list_deliveries(
+        &self,
+        department: &str,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRow>>;
 
-    async fn get_delivery(&self, id: i64) -> StoreResult<DeliveryRow>;
+    /// A delivery of the department; `NotFound` also when it belongs to another one.
+    async fn get_delivery(&self, department: &str, id: i64) -> StoreResult<DeliveryRow>;
 
-    /// Every attempt of a delivery, in order.
-    async fn list_attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRow>>;
+    /// Every attempt of a delivery of the department, in order (`NotFound` as `get_delivery`).
+    async fn list_attempts(
+        &self,
+        department: &str,
+        delivery_id: i64,
+    ) -> StoreResult<Vec<AttemptRow>>;
 
     /// Operator retry: each `dead`, `retrying` or `pending` delivery becomes `pending`, due
     /// now, with `next_trigger = manual`, `requested_by = by` and
     /// `attempts_base = attempts` (a fresh retry budget). History is never deleted.
-    /// Others are refused with a reason (delivered, withdrawn, in flight, unknown id).
+    /// Others are refused with a reason (delivered, withdrawn, in flight, unknown id; a
+    /// delivery of another department is an unknown id).
     async fn retry_now(
         &self,
+        department: &str,
         ids: &[i64],
         by: &str,
         now: DateTime<Utc>,
@@ -398,20 +428,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every publish delivery that was delivered at least once (status `delivered`, or
     /// `withdrawn` with `delivered_at` set), one row per (disclosure, channel), for counting.
-    async fn list_published(&self) -> StoreResult<Vec<PublishedRow>>;
+    async fn list_published(&self, department: &str) -> StoreResult<Vec<PublishedRow>>;
 
     /// The same publish deliveries as `list_published` (delivered at least once; withdrawn
     /// later still counts), one per (disclosure, channel), grouped by every field of
     /// `PublishedGroup` and counted in the database, ordered by channel, category,
     /// count_year, formed_date, delivered_on, primary. China time is a fixed UTC+8 (no DST).
     /// Must answer within a second over a million deliveries: it is the report's only query.
-    async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>>;
+    async fn published_groups(&self, department: &str) -> StoreResult<Vec<PublishedGroup>>;
 
     /// Every revision of an item with at least one delivered publish delivery (any channel,
     /// withdrawn later still counts) whose JSON has `doc_kind` 规章 or 行政规范性文件,
     /// `art20_item` 一, 五, 六 or 八, `validity` 废止 or 失效, or a `replaces`; ordered by
     /// disclosure_id, revision. For table 二 of the 2021 report (and its `--explain`).
-    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>>;
+    async fn report_revisions(&self, department: &str) -> StoreResult<Vec<ReportRevision>>;
 
     /// The earliest time a due delivery becomes due (for the worker's sleep), if any.
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
@@ -421,6 +451,7 @@ pub trait Store: Send + Sync + 'static {
     /// set before (the first record wins: an item comes down once). Unknown rows are ignored.
     async fn record_displayed_until(
         &self,
+        department: &str,
         channel: &str,
         disclosure_id: &str,
         revision: i64,
@@ -528,16 +559,23 @@ pub trait Store: Send + Sync + 'static {
 
     async fn delete_session(&self, id_sha256: &str) -> StoreResult<()>;
 
-    /// The latest revision of each disclosure that matches, newest received first.
-    async fn list_disclosures(&self, q: &DisclosureQuery) -> StoreResult<Vec<StoredDisclosure>>;
+    /// The latest revision of each of the department's disclosures that match, newest
+    /// received first.
+    async fn list_disclosures(
+        &self,
+        department: &str,
+        q: &DisclosureQuery,
+    ) -> StoreResult<Vec<StoredDisclosure>>;
 
-    /// Deliveries per channel and status (every action), counted in the database.
-    async fn count_deliveries(&self) -> StoreResult<Vec<DeliveryCount>>;
+    /// Deliveries per channel and status (every action), counted in the database: of one
+    /// department, or (`None`, for `/metrics`) of every department together.
+    async fn count_deliveries(&self, department: Option<&str>) -> StoreResult<Vec<DeliveryCount>>;
 
-    /// The last time each channel delivered a publish delivery.
-    async fn last_delivered(&self) -> StoreResult<Vec<LastDelivered>>;
+    /// The last time each of the department's channels delivered a publish delivery.
+    async fn last_delivered(&self, department: &str) -> StoreResult<Vec<LastDelivered>>;
 
-    /// Deliveries due at `now` (`pending`/`retrying` whose time has come): the queue depth.
+    /// Deliveries due at `now` (`pending`/`retrying` whose time has come), of every
+    /// department: the queue depth.
     async fn count_due(&self, now: DateTime<Utc>) -> StoreResult<i64>;
     /// The idle worker's wait: returns when new work may have been added (by any instance
     /// on this database) or after `timeout`, whichever comes first. Spurious early returns
@@ -599,21 +637,24 @@ pub trait Store: Send + Sync + 'static {
     /// on a fresh database); the number added. Cheap when there is nothing new.
     async fn refresh_search_index(&self) -> StoreResult<usize>;
 
-    /// Published disclosures whose indexed text has all (`SearchMatch::All`) or any
+    /// The department's published disclosures whose indexed text has all (`SearchMatch::All`) or any
     /// (`SearchMatch::Any`) of `tokens` (the index tokens of `wechat_callback::search`:
     /// letters and digits only; each backend builds its own query from them: FTS5 on
     /// SQLite, a tsquery on PostgreSQL), best first (relevance, then recency): the latest
     /// delivered revision on a `gov_site` channel, withdrawn ones never.
     async fn search_published(
         &self,
+        department: &str,
         query: &crate::wechat_callback::search::SearchQuery,
         mode: SearchMatch,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>>;
 
-    /// The latest published disclosures (by publish date), optionally of one category.
+    /// The department's latest published disclosures (by publish date), optionally of one
+    /// category.
     async fn latest_published(
         &self,
+        department: &str,
         category: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>>;

@@ -39,7 +39,7 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 
 macro_rules! delivery_cols {
     () => {
-        "id, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
+        "id, department, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
          next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
          last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress, \
          displayed_until"
@@ -48,7 +48,7 @@ macro_rules! delivery_cols {
 
 macro_rules! disclosure_cols {
     () => {
-        "s.disclosure_id, s.revision, s.title, s.category, s.publish_date, s.formed_date, \
+        "s.department, s.disclosure_id, s.revision, s.title, s.category, s.publish_date, s.formed_date, \
          s.content_hash, s.json, s.submitted_by, s.received_at, s.withdrawn_at, s.withdrawn_by, \
          s.withdraw_reason"
     };
@@ -74,12 +74,14 @@ const CLAIM_CANDIDATES_SQL: &str = concat!(
     "SELECT d.id AS delivery_id, d.status AS delivery_status, ",
     disclosure_cols!(),
     " FROM deliveries d
-     JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+     JOIN disclosures s ON s.department = d.department AND s.disclosure_id = d.disclosure_id
+         AND s.revision = d.revision
      WHERE d.status IN ('pending', 'retrying', 'in_flight')
        AND d.next_attempt_at <= $1
        AND NOT EXISTS (
            SELECT 1 FROM deliveries o
-           WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+           WHERE o.department = d.department AND o.disclosure_id = d.disclosure_id
+             AND o.channel = d.channel
              AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
      ORDER BY d.next_attempt_at, d.id
      LIMIT $2
@@ -91,7 +93,8 @@ const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
        AND d.next_attempt_at IS NOT NULL
        AND NOT EXISTS (
            SELECT 1 FROM deliveries o
-           WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+           WHERE o.department = d.department AND o.disclosure_id = d.disclosure_id
+             AND o.channel = d.channel
              AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
      ORDER BY d.next_attempt_at LIMIT 1";
 
@@ -278,16 +281,20 @@ impl Store for PostgresStore {
         self.pg_console_delete_session(id_sha256).await
     }
 
-    async fn list_disclosures(&self, q: &DisclosureQuery) -> StoreResult<Vec<StoredDisclosure>> {
-        self.pg_console_list_disclosures(q).await
+    async fn list_disclosures(
+        &self,
+        department: &str,
+        q: &DisclosureQuery,
+    ) -> StoreResult<Vec<StoredDisclosure>> {
+        self.pg_console_list_disclosures(department, q).await
     }
 
-    async fn count_deliveries(&self) -> StoreResult<Vec<DeliveryCount>> {
-        self.pg_console_count_deliveries().await
+    async fn count_deliveries(&self, department: Option<&str>) -> StoreResult<Vec<DeliveryCount>> {
+        self.pg_console_count_deliveries(department).await
     }
 
-    async fn last_delivered(&self) -> StoreResult<Vec<LastDelivered>> {
-        self.pg_console_last_delivered().await
+    async fn last_delivered(&self, department: &str) -> StoreResult<Vec<LastDelivered>> {
+        self.pg_console_last_delivered(department).await
     }
 
     async fn count_due(&self, now: DateTime<Utc>) -> StoreResult<i64> {
@@ -296,6 +303,7 @@ impl Store for PostgresStore {
 
     async fn insert_disclosure(
         &self,
+        department: &str,
         new: &NewDisclosure,
         deliveries: &[NewDelivery],
         now: DateTime<Utc>,
@@ -308,10 +316,11 @@ impl Store for PostgresStore {
             "SELECT MAX(revision) AS max_revision,
                     MAX(CASE WHEN withdrawn_at IS NOT NULL THEN 1 ELSE 0 END)::BIGINT AS withdrawn,
                     MAX(CASE WHEN revision = $2 THEN content_hash END) AS same_hash
-             FROM disclosures WHERE disclosure_id = $1",
+             FROM disclosures WHERE disclosure_id = $1 AND department = $3",
         )
         .bind(&new.disclosure_id)
         .bind(new.revision)
+        .bind(department)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| other(e, "reading stored revisions"))?;
@@ -328,11 +337,13 @@ impl Store for PostgresStore {
         if same_hash.as_deref() == Some(new.content_hash.as_str()) {
             let delivery_ids = sqlx::query_scalar(
                 "SELECT id FROM deliveries
-                 WHERE disclosure_id = $1 AND revision = $2 AND action = 'publish'
+                 WHERE department = $3 AND disclosure_id = $1 AND revision = $2
+                   AND action = 'publish'
                  ORDER BY id",
             )
             .bind(&new.disclosure_id)
             .bind(new.revision)
+            .bind(department)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| other(e, "reading the deliveries of a stored revision"))?;
@@ -355,8 +366,8 @@ impl Store for PostgresStore {
 
         sqlx::query(
             "INSERT INTO disclosures (disclosure_id, revision, title, category, publish_date,
-                 formed_date, content_hash, json, submitted_by, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 formed_date, content_hash, json, submitted_by, received_at, department)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&new.disclosure_id)
         .bind(new.revision)
@@ -368,29 +379,34 @@ impl Store for PostgresStore {
         .bind(&new.json)
         .bind(&new.submitted_by)
         .bind(now_ms)
+        .bind(department)
         .execute(&mut *tx)
         .await
         .map_err(|e| other(e, "inserting the revision"))?;
         // Queued for the search index (SQLite catches up by rowid instead).
-        sqlx::query("INSERT INTO search_pending (disclosure_id, revision) VALUES ($1, $2)")
-            .bind(&new.disclosure_id)
-            .bind(new.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| other(e, "queueing the revision for the search index"))?;
+        sqlx::query(
+            "INSERT INTO search_pending (disclosure_id, revision, department) VALUES ($1, $2, $3)",
+        )
+        .bind(&new.disclosure_id)
+        .bind(new.revision)
+        .bind(department)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| other(e, "queueing the revision for the search index"))?;
 
         if max_revision.is_some() {
             sqlx::query(
                 "UPDATE deliveries
                  SET status = 'withdrawn', next_attempt_at = NULL, last_error = $3,
                      updated_at = $4
-                 WHERE disclosure_id = $1 AND revision < $2 AND action = 'publish'
-                   AND status IN ('pending', 'retrying', 'dead')",
+                 WHERE department = $5 AND disclosure_id = $1 AND revision < $2
+                   AND action = 'publish' AND status IN ('pending', 'retrying', 'dead')",
             )
             .bind(&new.disclosure_id)
             .bind(new.revision)
             .bind(format!("已被第{}版取代", new.revision))
             .bind(now_ms)
+            .bind(department)
             .execute(&mut *tx)
             .await
             .map_err(|e| other(e, "superseding older revisions"))?;
@@ -400,8 +416,8 @@ impl Store for PostgresStore {
         for d in deliveries {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status,
-                     next_attempt_at, next_trigger, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'publish', 'pending', $5, 'scheduled', $5, $5)
+                     next_attempt_at, next_trigger, created_at, updated_at, department)
+                 VALUES ($1, $2, $3, $4, 'publish', 'pending', $5, 'scheduled', $5, $5, $6)
                  RETURNING id",
             )
             .bind(&new.disclosure_id)
@@ -409,6 +425,7 @@ impl Store for PostgresStore {
             .bind(&d.channel)
             .bind(d.kind.as_str())
             .bind(now_ms)
+            .bind(department)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| other(e, format!("creating the delivery to {}", d.channel)))?;
@@ -423,6 +440,7 @@ impl Store for PostgresStore {
 
     async fn get_disclosure(
         &self,
+        department: &str,
         disclosure_id: &str,
         revision: Option<i64>,
     ) -> StoreResult<StoredDisclosure> {
@@ -430,17 +448,20 @@ impl Store for PostgresStore {
             Some(rev) => sqlx::query(concat!(
                 "SELECT ",
                 disclosure_cols!(),
-                " FROM disclosures s WHERE s.disclosure_id = $1 AND s.revision = $2"
+                " FROM disclosures s
+                  WHERE s.department = $3 AND s.disclosure_id = $1 AND s.revision = $2"
             ))
             .bind(disclosure_id)
-            .bind(rev),
+            .bind(rev)
+            .bind(department),
             None => sqlx::query(concat!(
                 "SELECT ",
                 disclosure_cols!(),
-                " FROM disclosures s WHERE s.disclosure_id = $1
+                " FROM disclosures s WHERE s.department = $2 AND s.disclosure_id = $1
                   ORDER BY s.revision DESC LIMIT 1"
             ))
-            .bind(disclosure_id),
+            .bind(disclosure_id)
+            .bind(department),
         }
         .fetch_optional(&self.pool)
         .await
@@ -456,6 +477,7 @@ impl Store for PostgresStore {
 
     async fn withdraw_disclosure(
         &self,
+        department: &str,
         disclosure_id: &str,
         by: &str,
         reason: Option<&str>,
@@ -468,9 +490,10 @@ impl Store for PostgresStore {
         let known = sqlx::query(
             "SELECT MAX(revision) AS max_revision,
                     MAX(CASE WHEN withdrawn_at IS NOT NULL THEN 1 ELSE 0 END)::BIGINT AS withdrawn
-             FROM disclosures WHERE disclosure_id = $1",
+             FROM disclosures WHERE department = $2 AND disclosure_id = $1",
         )
         .bind(disclosure_id)
+        .bind(department)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| other(e, "reading stored revisions"))?;
@@ -480,9 +503,11 @@ impl Store for PostgresStore {
         if col::<Option<i64>>(&known, "withdrawn")? == Some(1) {
             let delivery_ids = sqlx::query_scalar(
                 "SELECT id FROM deliveries
-                 WHERE disclosure_id = $1 AND action = 'withdraw' ORDER BY id",
+                 WHERE department = $2 AND disclosure_id = $1 AND action = 'withdraw'
+                 ORDER BY id",
             )
             .bind(disclosure_id)
+            .bind(department)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| other(e, "reading withdraw deliveries"))?;
@@ -491,22 +516,23 @@ impl Store for PostgresStore {
 
         sqlx::query(
             "UPDATE disclosures SET withdrawn_at = $2, withdrawn_by = $3, withdraw_reason = $4
-             WHERE disclosure_id = $1",
+             WHERE department = $5 AND disclosure_id = $1",
         )
         .bind(disclosure_id)
         .bind(now_ms)
         .bind(by)
         .bind(reason)
+        .bind(department)
         .execute(&mut *tx)
         .await
         .map_err(|e| other(e, "marking the disclosure withdrawn"))?;
 
         let mut delivery_ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status,
-                 next_attempt_at, next_trigger, created_at, updated_at)
-             SELECT $1, $2, channel, MAX(kind), 'withdraw', 'pending', $3, 'scheduled', $3, $3
+            "INSERT INTO deliveries (department, disclosure_id, revision, channel, kind, action,
+                 status, next_attempt_at, next_trigger, created_at, updated_at)
+             SELECT $4, $1, $2, channel, MAX(kind), 'withdraw', 'pending', $3, 'scheduled', $3, $3
              FROM deliveries
-             WHERE disclosure_id = $1 AND action = 'publish'
+             WHERE department = $4 AND disclosure_id = $1 AND action = 'publish'
                AND (delivered_at IS NOT NULL OR attempts > 0)
              GROUP BY channel
              ORDER BY MIN(id)
@@ -515,6 +541,7 @@ impl Store for PostgresStore {
         .bind(disclosure_id)
         .bind(latest)
         .bind(now_ms)
+        .bind(department)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| other(e, "creating withdraw deliveries"))?;
@@ -524,12 +551,13 @@ impl Store for PostgresStore {
             "UPDATE deliveries
              SET status = 'withdrawn', next_attempt_at = NULL, last_error = '该公开件已撤回',
                  updated_at = $2
-             WHERE disclosure_id = $1 AND action = 'publish'
+             WHERE department = $3 AND disclosure_id = $1 AND action = 'publish'
                AND status IN ('pending', 'retrying', 'dead')
              RETURNING id",
         )
         .bind(disclosure_id)
         .bind(now_ms)
+        .bind(department)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| other(e, "cancelling unsent publish deliveries"))?;
@@ -627,7 +655,8 @@ impl Store for PostgresStore {
              FROM unnest($1::BIGINT[], $2::TEXT[]) AS c(claim_id, token)
              WHERE deliveries.id = c.claim_id
              RETURNING ",
-            "deliveries.id, deliveries.disclosure_id, deliveries.revision, deliveries.channel, \
+            "deliveries.id, deliveries.department, deliveries.disclosure_id, deliveries.revision, \
+             deliveries.channel, \
              deliveries.kind, deliveries.action, deliveries.status, deliveries.attempts, \
              deliveries.attempts_base, deliveries.next_attempt_at, deliveries.next_trigger, \
              deliveries.requested_by, deliveries.claimed_by, deliveries.claimed_until, \
@@ -760,12 +789,17 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn list_deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+    async fn list_deliveries(
+        &self,
+        department: &str,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRow>> {
         let mut q: QueryBuilder<Postgres> = QueryBuilder::new(concat!(
             "SELECT ",
             delivery_cols!(),
-            " FROM deliveries WHERE 1 = 1"
+            " FROM deliveries WHERE department = "
         ));
+        q.push_bind(department);
         if !filter.statuses.is_empty() {
             q.push(" AND status IN (");
             let mut list = q.separated(", ");
@@ -792,13 +826,14 @@ impl Store for PostgresStore {
         rows.iter().map(delivery_from_row).collect()
     }
 
-    async fn get_delivery(&self, id: i64) -> StoreResult<DeliveryRow> {
+    async fn get_delivery(&self, department: &str, id: i64) -> StoreResult<DeliveryRow> {
         let row = sqlx::query(concat!(
             "SELECT ",
             delivery_cols!(),
-            " FROM deliveries WHERE id = $1"
+            " FROM deliveries WHERE id = $1 AND department = $2"
         ))
         .bind(id)
+        .bind(department)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| other(e, "reading a delivery"))?;
@@ -808,24 +843,32 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn list_attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRow>> {
+    async fn list_attempts(
+        &self,
+        department: &str,
+        delivery_id: i64,
+    ) -> StoreResult<Vec<AttemptRow>> {
         let rows = sqlx::query(
-            "SELECT id, delivery_id, number, trigger, requested_by, instance, started_at,
-                 finished_at, outcome, http_status, remote_code, detail, remote_id, duration_ms
-             FROM attempts WHERE delivery_id = $1 ORDER BY id",
+            "SELECT a.id, a.delivery_id, a.number, a.trigger, a.requested_by, a.instance,
+                 a.started_at, a.finished_at, a.outcome, a.http_status, a.remote_code, a.detail,
+                 a.remote_id, a.duration_ms
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.delivery_id = $1 AND d.department = $2 ORDER BY a.id",
         )
         .bind(delivery_id)
+        .bind(department)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "listing attempts"))?;
         if rows.is_empty() {
-            self.get_delivery(delivery_id).await?;
+            self.get_delivery(department, delivery_id).await?;
         }
         rows.iter().map(attempt_from_row).collect()
     }
 
     async fn retry_now(
         &self,
+        department: &str,
         ids: &[i64],
         by: &str,
         now: DateTime<Utc>,
@@ -839,12 +882,13 @@ impl Store for PostgresStore {
                 "UPDATE deliveries
                  SET status = 'pending', next_attempt_at = $2, next_trigger = 'manual',
                      requested_by = $3, attempts_base = attempts, updated_at = $2
-                 WHERE id = $1 AND status IN ('dead', 'retrying', 'pending')
+                 WHERE id = $1 AND department = $4 AND status IN ('dead', 'retrying', 'pending')
                  RETURNING id",
             )
             .bind(id)
             .bind(now_ms)
             .bind(by)
+            .bind(department)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| other(e, "scheduling an operator retry"))?;
@@ -853,12 +897,14 @@ impl Store for PostgresStore {
                 results.push(RetryResult::Scheduled { id });
                 continue;
             }
-            let status: Option<String> =
-                sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| other(e, "reading a delivery"))?;
+            let status: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM deliveries WHERE id = $1 AND department = $2",
+            )
+            .bind(id)
+            .bind(department)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading a delivery"))?;
             let reason = match status.as_deref().map(DeliveryStatus::from_str) {
                 None => "没有这个投递",
                 Some(Ok(DeliveryStatus::Delivered)) => "已送达，无需重试",
@@ -883,13 +929,13 @@ impl Store for PostgresStore {
         Ok(results)
     }
 
-    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>> {
+    async fn report_revisions(&self, department: &str) -> StoreResult<Vec<ReportRevision>> {
         // As in sqlite.rs, with `json::jsonb ->> 'field'` for json_extract.
         let rows = sqlx::query(
             "WITH rev AS (
                  SELECT disclosure_id, revision, MIN(delivered_at) AS rev_at
                  FROM deliveries
-                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 WHERE department = $1 AND action = 'publish' AND delivered_at IS NOT NULL
                  GROUP BY disclosure_id, revision),
              item AS (
                  SELECT disclosure_id, MIN(rev_at) AS first_at FROM rev GROUP BY disclosure_id),
@@ -902,7 +948,7 @@ impl Store for PostgresStore {
                      (s.json::jsonb ->> 'replaces') AS replaces,
                      (s.json::jsonb ->> 'valid_to') AS valid_to
                  FROM disclosures s
-                 WHERE s.disclosure_id IN (SELECT disclosure_id FROM item))
+                 WHERE s.department = $1 AND s.disclosure_id IN (SELECT disclosure_id FROM item))
              SELECT a.*,
                  to_char(to_timestamp(i.first_at / 1000 + 28800) AT TIME ZONE 'UTC',
                          'YYYY-MM-DD') AS item_first_on,
@@ -917,6 +963,7 @@ impl Store for PostgresStore {
                 OR a.replaces IS NOT NULL
              ORDER BY a.disclosure_id, a.revision",
         )
+        .bind(department)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "listing revisions for the report"))?;
@@ -947,20 +994,23 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn list_published(&self) -> StoreResult<Vec<PublishedRow>> {
+    async fn list_published(&self, department: &str) -> StoreResult<Vec<PublishedRow>> {
         let rows = sqlx::query(
             "SELECT d.disclosure_id, d.channel, MAX(d.kind) AS kind,
                  MIN(d.delivered_at) AS first_delivered_at,
-                 (SELECT s.category FROM disclosures s WHERE s.disclosure_id = d.disclosure_id
+                 (SELECT s.category FROM disclosures s
+                  WHERE s.department = d.department AND s.disclosure_id = d.disclosure_id
                   ORDER BY s.revision DESC LIMIT 1) AS category,
                  (SELECT s.publish_date FROM disclosures s
-                  WHERE s.disclosure_id = d.disclosure_id AND s.publish_date IS NOT NULL
+                  WHERE s.department = d.department AND s.disclosure_id = d.disclosure_id
+                    AND s.publish_date IS NOT NULL
                   ORDER BY s.revision LIMIT 1) AS publish_date
              FROM deliveries d
-             WHERE d.action = 'publish' AND d.delivered_at IS NOT NULL
-             GROUP BY d.disclosure_id, d.channel
+             WHERE d.department = $1 AND d.action = 'publish' AND d.delivered_at IS NOT NULL
+             GROUP BY d.department, d.disclosure_id, d.channel
              ORDER BY d.disclosure_id, d.channel",
         )
+        .bind(department)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "listing published deliveries"))?;
@@ -978,13 +1028,14 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>> {
-        // As in sqlite.rs (lpad for printf('%010d'); China time is UTC+8 without DST).
+    async fn published_groups(&self, department: &str) -> StoreResult<Vec<PublishedGroup>> {
+        // As in sqlite.rs (lpad for printf('%010d'); China time is UTC+8 without DST), over
+        // the department's rows.
         let rows = sqlx::query(
             "WITH per AS (
                  SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
                  FROM deliveries
-                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 WHERE department = $1 AND action = 'publish' AND delivered_at IS NOT NULL
                  GROUP BY disclosure_id, channel),
              item AS (
                  SELECT disclosure_id,
@@ -994,6 +1045,7 @@ impl Store for PostgresStore {
                                 THEN lpad(revision::TEXT, 10, '0') || publish_date END), 11)
                          AS publish_date
                  FROM disclosures
+                 WHERE department = $1
                  GROUP BY disclosure_id),
              joined AS (
                  SELECT p.channel, p.kind, i.category, i.formed_date, i.publish_date, p.first_at,
@@ -1014,6 +1066,7 @@ impl Store for PostgresStore {
              GROUP BY channel, category, count_year, formed_date, delivered_on, is_primary
              ORDER BY channel, category, count_year, formed_date, delivered_on, is_primary",
         )
+        .bind(department)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "grouping published deliveries"))?;
@@ -1037,6 +1090,7 @@ impl Store for PostgresStore {
 
     async fn record_displayed_until(
         &self,
+        department: &str,
         channel: &str,
         disclosure_id: &str,
         revision: i64,
@@ -1044,7 +1098,7 @@ impl Store for PostgresStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE deliveries SET displayed_until = $4
-             WHERE channel = $1 AND disclosure_id = $2 AND revision = $3
+             WHERE department = $5 AND channel = $1 AND disclosure_id = $2 AND revision = $3
                AND action = 'publish' AND delivered_at IS NOT NULL
                AND displayed_until IS NULL",
         )
@@ -1052,6 +1106,7 @@ impl Store for PostgresStore {
         .bind(disclosure_id)
         .bind(revision)
         .bind(ms(at))
+        .bind(department)
         .execute(&self.pool)
         .await
         .map_err(|e| other(e, "recording when a displayed item came down"))?;
@@ -1085,7 +1140,14 @@ impl Store for PostgresStore {
         if done.rows_affected() == 1 {
             return Ok(());
         }
-        self.get_delivery(delivery_id).await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM deliveries WHERE id = $1")
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| other(e, "reading the delivery"))?;
+        if exists.is_none() {
+            return Err(not_found_delivery(delivery_id));
+        }
         Err(StoreError::Conflict(format!(
             "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管），进度未保存"
         )))
@@ -1458,11 +1520,11 @@ impl Store for PostgresStore {
             // returns everything stored before the call is in the index.
             let mut tx = self.begin().await?;
             let rows = sqlx::query(
-                "SELECT p.disclosure_id, p.revision, s.title, s.json
+                "SELECT p.department, p.disclosure_id, p.revision, s.title, s.json
                  FROM search_pending p
-                 JOIN disclosures s ON s.disclosure_id = p.disclosure_id
-                     AND s.revision = p.revision
-                 ORDER BY p.disclosure_id, p.revision
+                 JOIN disclosures s ON s.department = p.department
+                     AND s.disclosure_id = p.disclosure_id AND s.revision = p.revision
+                 ORDER BY p.department, p.disclosure_id, p.revision
                  LIMIT $1
                  FOR UPDATE OF p",
             )
@@ -1475,9 +1537,11 @@ impl Store for PostgresStore {
                 return Ok(added);
             }
             let n = rows.len();
+            let mut departments = Vec::with_capacity(n);
             let mut ids = Vec::with_capacity(n);
             let mut revisions = Vec::with_capacity(n);
             for r in &rows {
+                let department: String = col(r, "department")?;
                 let id: String = col(r, "disclosure_id")?;
                 let revision: i64 = col(r, "revision")?;
                 let title: String = col(r, "title")?;
@@ -1485,8 +1549,8 @@ impl Store for PostgresStore {
                 let (head, body) = doc_text(&title, &json);
                 let (head, body) = (tokens(&head), tokens(&body));
                 let inserted = sqlx::query(
-                    "INSERT INTO search_docs (disclosure_id, revision, title, body, doc)
-                     VALUES ($1, $2, $3, $4, $5::tsvector)
+                    "INSERT INTO search_docs (department, disclosure_id, revision, title, body, doc)
+                     VALUES ($6, $1, $2, $3, $4, $5::tsvector)
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&id)
@@ -1494,20 +1558,23 @@ impl Store for PostgresStore {
                 .bind(head.join(" "))
                 .bind(body.join(" "))
                 .bind(tsvector(&head, &body))
+                .bind(&department)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| other(e, "indexing a disclosure"))?;
                 added += inserted.rows_affected() as usize;
+                departments.push(department);
                 ids.push(id);
                 revisions.push(revision);
             }
             sqlx::query(
                 "DELETE FROM search_pending
-                 WHERE (disclosure_id, revision) IN
-                     (SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[]))",
+                 WHERE (department, disclosure_id, revision) IN
+                     (SELECT * FROM UNNEST($3::TEXT[], $1::TEXT[], $2::BIGINT[]))",
             )
             .bind(&ids)
             .bind(&revisions)
+            .bind(&departments)
             .execute(&mut *tx)
             .await
             .map_err(|e| other(e, "dequeueing indexed disclosures"))?;
@@ -1523,6 +1590,7 @@ impl Store for PostgresStore {
 
     async fn search_published(
         &self,
+        department: &str,
         query: &crate::wechat_callback::search::SearchQuery,
         mode: SearchMatch,
         limit: usize,
@@ -1548,9 +1616,12 @@ impl Store for PostgresStore {
             "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
                     d.delivered_at
              FROM search_docs sd
-             JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
-             JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
-             WHERE sd.doc @@ $1::tsquery AND {} ORDER BY {order} LIMIT $2",
+             JOIN disclosures s ON s.department = sd.department
+                 AND s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
+             JOIN deliveries d ON d.department = s.department
+                 AND d.disclosure_id = s.disclosure_id AND d.revision = s.revision
+             WHERE sd.doc @@ $1::tsquery AND sd.department = $3 AND {}
+             ORDER BY {order} LIMIT $2",
             published_filter!()
         );
         let mut found: Vec<PublishedItem> = Vec::new();
@@ -1558,6 +1629,7 @@ impl Store for PostgresStore {
             let rows = sqlx::query(&sql)
                 .bind(q)
                 .bind((limit * 3) as i64)
+                .bind(department)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| other(e, "searching published disclosures"))?;
@@ -1577,6 +1649,7 @@ impl Store for PostgresStore {
 
     async fn latest_published(
         &self,
+        department: &str,
         category: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>> {
@@ -1585,13 +1658,15 @@ impl Store for PostgresStore {
             "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
                     d.delivered_at
              FROM deliveries d
-             JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
-             WHERE ($1::TEXT IS NULL OR s.category = $1) AND ",
+             JOIN disclosures s ON s.department = d.department
+                 AND s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+             WHERE d.department = $3 AND ($1::TEXT IS NULL OR s.category = $1) AND ",
             published_filter!(),
             " ORDER BY s.publish_date DESC NULLS LAST, d.delivered_at DESC LIMIT $2"
         ))
         .bind(category)
         .bind((limit * 3) as i64)
+        .bind(department)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "listing the latest published disclosures"))?;
@@ -1607,7 +1682,8 @@ macro_rules! published_filter {
            AND d.kind = 'gov_site' AND d.action = 'publish' AND d.status = 'delivered'
            AND NOT EXISTS (
                SELECT 1 FROM deliveries n
-               WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+               WHERE n.department = d.department AND n.disclosure_id = d.disclosure_id
+                 AND n.channel = d.channel
                  AND n.action = 'publish' AND n.status = 'delivered' AND n.revision > d.revision)"
     };
 }
@@ -1737,8 +1813,8 @@ async fn complete_in(
                      (SELECT CASE n.action WHEN 'withdraw' THEN '该公开件已撤回'
                              ELSE '已被第' || n.revision || '版取代' END
                       FROM deliveries n
-                      WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
-                        AND n.id > d.id
+                      WHERE n.department = d.department AND n.disclosure_id = d.disclosure_id
+                        AND n.channel = d.channel AND n.id > d.id
                       ORDER BY n.id DESC LIMIT 1) AS superseded
                  FROM deliveries d WHERE d.id = $1 AND d.claim_token = $2
                  FOR UPDATE OF d",
@@ -1881,6 +1957,7 @@ pub(super) fn enum_col<T: FromStr<Err = String>>(row: &PgRow, name: &str) -> Sto
 
 pub(super) fn disclosure_from_row(row: &PgRow) -> StoreResult<StoredDisclosure> {
     Ok(StoredDisclosure {
+        department: col(row, "department")?,
         disclosure_id: col(row, "disclosure_id")?,
         revision: col(row, "revision")?,
         title: col(row, "title")?,
@@ -1900,6 +1977,7 @@ pub(super) fn disclosure_from_row(row: &PgRow) -> StoreResult<StoredDisclosure> 
 fn delivery_from_row(row: &PgRow) -> StoreResult<DeliveryRow> {
     Ok(DeliveryRow {
         id: col(row, "id")?,
+        department: col(row, "department")?,
         disclosure_id: col(row, "disclosure_id")?,
         revision: col(row, "revision")?,
         channel: col(row, "channel")?,

@@ -16,12 +16,13 @@ use super::{
     SessionRow, StoreError, StoreResult, StoredDisclosure,
 };
 
-const OPERATOR_COLS: &str = "name, password_hash, role, disabled, failed_sign_ins, locked_until, \
-                             created_at, last_sign_in_at";
+const OPERATOR_COLS: &str = "name, department, password_hash, role, disabled, failed_sign_ins, \
+                             locked_until, created_at, last_sign_in_at";
 
 fn operator_from_row(row: &PgRow) -> StoreResult<OperatorRow> {
     Ok(OperatorRow {
         name: col(row, "name")?,
+        department: col(row, "department")?,
         password_hash: col(row, "password_hash")?,
         role: enum_col(row, "role")?,
         disabled: col::<i64>(row, "disabled")? != 0,
@@ -39,13 +40,14 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let done = sqlx::query(
-            "INSERT INTO operators (name, password_hash, role, created_at)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO operators (name, password_hash, role, created_at, department)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
         )
         .bind(&new.name)
         .bind(&new.password_hash)
         .bind(new.role.as_str())
         .bind(ms(now))
+        .bind(&new.department)
         .execute(&self.pool)
         .await
         .map_err(|e| other(e, "creating an operator"))?;
@@ -191,7 +193,7 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT s.operator, o.role, s.csrf_token, s.expires_at
+            "SELECT s.operator, o.department, o.role, s.csrf_token, s.expires_at
              FROM console_sessions s JOIN operators o ON o.name = s.operator
              WHERE s.id_sha256 = $1 AND s.expires_at > $2 AND o.disabled = 0",
         )
@@ -203,6 +205,7 @@ impl PostgresStore {
         row.map(|row| {
             Ok(SessionRow {
                 operator: col(&row, "operator")?,
+                department: col(&row, "department")?,
                 role: enum_col(&row, "role")?,
                 csrf_token: col(&row, "csrf_token")?,
                 expires_at: ts(&row, "expires_at")?,
@@ -222,15 +225,19 @@ impl PostgresStore {
 
     pub(super) async fn pg_console_list_disclosures(
         &self,
+        department: &str,
         q: &DisclosureQuery,
     ) -> StoreResult<Vec<StoredDisclosure>> {
         let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, \
-             s.formed_date, s.content_hash, s.json, s.submitted_by, s.received_at, \
-             s.withdrawn_at, s.withdrawn_by, s.withdraw_reason FROM disclosures s \
+            "SELECT s.department, s.disclosure_id, s.revision, s.title, s.category, \
+             s.publish_date, s.formed_date, s.content_hash, s.json, s.submitted_by, \
+             s.received_at, s.withdrawn_at, s.withdrawn_by, s.withdraw_reason \
+             FROM disclosures s \
              WHERE s.revision = (SELECT MAX(x.revision) FROM disclosures x \
-             WHERE x.disclosure_id = s.disclosure_id)",
+             WHERE x.department = s.department AND x.disclosure_id = s.disclosure_id) \
+             AND s.department = ",
         );
+        b.push_bind(department.to_string());
         if let Some(from) = q.received_from {
             b.push(" AND s.received_at >= ").push_bind(ms(from));
         }
@@ -271,11 +278,16 @@ impl PostgresStore {
         rows.iter().map(disclosure_from_row).collect()
     }
 
-    pub(super) async fn pg_console_count_deliveries(&self) -> StoreResult<Vec<DeliveryCount>> {
+    pub(super) async fn pg_console_count_deliveries(
+        &self,
+        department: Option<&str>,
+    ) -> StoreResult<Vec<DeliveryCount>> {
         let rows = sqlx::query(
             "SELECT channel, status, COUNT(*) AS n FROM deliveries
+             WHERE $1::TEXT IS NULL OR department = $1
              GROUP BY channel, status ORDER BY channel, status",
         )
+        .bind(department)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "counting deliveries"))?;
@@ -290,12 +302,16 @@ impl PostgresStore {
             .collect()
     }
 
-    pub(super) async fn pg_console_last_delivered(&self) -> StoreResult<Vec<LastDelivered>> {
+    pub(super) async fn pg_console_last_delivered(
+        &self,
+        department: &str,
+    ) -> StoreResult<Vec<LastDelivered>> {
         let rows = sqlx::query(
             "SELECT channel, MAX(delivered_at) AS at FROM deliveries
-             WHERE action = 'publish' AND delivered_at IS NOT NULL
+             WHERE department = $1 AND action = 'publish' AND delivered_at IS NOT NULL
              GROUP BY channel ORDER BY channel",
         )
+        .bind(department)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "finding the last delivery per channel"))?;

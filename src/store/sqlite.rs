@@ -38,7 +38,7 @@ const DETAIL_MAX_CHARS: usize = 2000;
 /// The columns of `deliveries` that make a [`DeliveryRow`], in one place for every query.
 macro_rules! delivery_cols {
     () => {
-        "id, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
+        "id, department, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
          next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
          last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress, \
          displayed_until"
@@ -48,7 +48,7 @@ macro_rules! delivery_cols {
 /// The columns of `disclosures` that make a [`StoredDisclosure`], qualified by `s.`.
 macro_rules! disclosure_cols {
     () => {
-        "s.disclosure_id, s.revision, s.title, s.category, s.publish_date, s.formed_date, \
+        "s.department, s.disclosure_id, s.revision, s.title, s.category, s.publish_date, s.formed_date, \
          s.content_hash, s.json, s.submitted_by, s.received_at, s.withdrawn_at, s.withdrawn_by, \
          s.withdraw_reason"
     };
@@ -78,12 +78,14 @@ const CLAIM_CANDIDATES_SQL: &str = concat!(
     "SELECT d.id AS delivery_id, d.status AS delivery_status, ",
     disclosure_cols!(),
     " FROM deliveries d
-     JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+     JOIN disclosures s ON s.department = d.department AND s.disclosure_id = d.disclosure_id
+         AND s.revision = d.revision
      WHERE d.status IN ('pending', 'retrying', 'in_flight')
        AND d.next_attempt_at <= $1
        AND NOT EXISTS (
            SELECT 1 FROM deliveries o
-           WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+           WHERE o.department = d.department AND o.disclosure_id = d.disclosure_id
+             AND o.channel = d.channel
              AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
      ORDER BY d.next_attempt_at, d.id
      LIMIT $2"
@@ -96,36 +98,42 @@ const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
        AND d.next_attempt_at IS NOT NULL
        AND NOT EXISTS (
            SELECT 1 FROM deliveries o
-           WHERE o.disclosure_id = d.disclosure_id AND o.channel = d.channel
+           WHERE o.department = d.department AND o.disclosure_id = d.disclosure_id
+             AND o.channel = d.channel
              AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
      ORDER BY d.next_attempt_at LIMIT 1";
 
-/// The rows of `report_published` (migration 0005) for the items `filter` selects
-/// (`"= $1"` for one item; `"IS NOT NULL"` for all): see `published_groups`.
+/// The rows of `report_published` (migrations 0005, 0008) for the items `filter` selects
+/// (`"department = $1 AND disclosure_id = $2"` for one item; `"1 = 1"` for all): see
+/// `published_groups`.
 fn report_summary_select(filter: &str) -> String {
     format!(
         "WITH per AS (
-             SELECT disclosure_id, channel, MAX(kind) AS kind, MIN(delivered_at) AS first_at
+             SELECT department, disclosure_id, channel, MAX(kind) AS kind,
+                 MIN(delivered_at) AS first_at
              FROM deliveries
-             WHERE action = 'publish' AND delivered_at IS NOT NULL AND disclosure_id {filter}
-             GROUP BY disclosure_id, channel),
+             WHERE action = 'publish' AND delivered_at IS NOT NULL AND {filter}
+             GROUP BY department, disclosure_id, channel),
          item AS (
-             SELECT disclosure_id,
+             SELECT department, disclosure_id,
                  substr(MAX(printf('%010d', revision) || category), 11) AS category,
                  substr(MIN(printf('%010d', revision) || formed_date), 11) AS formed_date,
                  substr(MIN(CASE WHEN publish_date IS NOT NULL
                             THEN printf('%010d', revision) || publish_date END), 11)
                      AS publish_date
              FROM disclosures
-             WHERE disclosure_id {filter}
-             GROUP BY disclosure_id),
+             WHERE {filter}
+             GROUP BY department, disclosure_id),
          joined AS (
-             SELECT p.disclosure_id, p.channel, p.kind, i.category, i.formed_date,
-                 i.publish_date, p.first_at,
-                 MIN(p.first_at) OVER (PARTITION BY p.disclosure_id) AS item_first_at,
-                 ROW_NUMBER() OVER (PARTITION BY p.disclosure_id ORDER BY p.channel) AS rn
-             FROM per p JOIN item i ON i.disclosure_id = p.disclosure_id)
-         SELECT disclosure_id, channel, kind, category,
+             SELECT p.department, p.disclosure_id, p.channel, p.kind, i.category,
+                 i.formed_date, i.publish_date, p.first_at,
+                 MIN(p.first_at) OVER (PARTITION BY p.department, p.disclosure_id)
+                     AS item_first_at,
+                 ROW_NUMBER() OVER (PARTITION BY p.department, p.disclosure_id
+                                    ORDER BY p.channel) AS rn
+             FROM per p JOIN item i ON i.department = p.department
+                 AND i.disclosure_id = p.disclosure_id)
+         SELECT department, disclosure_id, channel, kind, category,
              COALESCE(CAST(substr(publish_date, 1, 4) AS INTEGER),
                       CAST(strftime('%Y', item_first_at / 1000 + 28800, 'unixepoch') AS INTEGER)),
              formed_date,
@@ -135,32 +143,35 @@ fn report_summary_select(filter: &str) -> String {
     )
 }
 
-const REPORT_SUMMARY_COLS: &str = "INSERT INTO report_published (disclosure_id, channel, kind, \
-     category, count_year, formed_date, delivered_on, is_primary) ";
+const REPORT_SUMMARY_COLS: &str = "INSERT INTO report_published (department, disclosure_id, \
+     channel, kind, category, count_year, formed_date, delivered_on, is_primary) ";
 
 /// Rebuilds the whole report summary from the ledger (after a bulk load that bypassed the
 /// store, as the 1M benchmark does). Run it in one transaction.
 pub fn report_summary_rebuild_sql() -> String {
     format!(
         "DELETE FROM report_published; {REPORT_SUMMARY_COLS}{}",
-        report_summary_select("IS NOT NULL")
+        report_summary_select("1 = 1")
     )
 }
 
 /// Recomputes one item's rows of the report summary, inside the caller's transaction.
 async fn refresh_report_item(
     tx: &mut Transaction<'static, Sqlite>,
+    department: &str,
     disclosure_id: &str,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM report_published WHERE disclosure_id = $1")
+    sqlx::query("DELETE FROM report_published WHERE department = $1 AND disclosure_id = $2")
+        .bind(department)
         .bind(disclosure_id)
         .execute(&mut **tx)
         .await
         .map_err(|e| other(e, "refreshing the report summary"))?;
     sqlx::query(&format!(
         "{REPORT_SUMMARY_COLS}{}",
-        report_summary_select("= $1")
+        report_summary_select("department = $1 AND disclosure_id = $2")
     ))
+    .bind(department)
     .bind(disclosure_id)
     .execute(&mut **tx)
     .await
@@ -467,6 +478,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn insert_disclosure(
         &self,
+        department: &str,
         new: &NewDisclosure,
         deliveries: &[NewDelivery],
         now: DateTime<Utc>,
@@ -480,10 +492,11 @@ impl Store for SqliteStore {
             "SELECT MAX(revision) AS max_revision,
                     MAX(CASE WHEN withdrawn_at IS NOT NULL THEN 1 ELSE 0 END) AS withdrawn,
                     MAX(CASE WHEN revision = $2 THEN content_hash END) AS same_hash
-             FROM disclosures WHERE disclosure_id = $1",
+             FROM disclosures WHERE disclosure_id = $1 AND department = $3",
         )
         .bind(&new.disclosure_id)
         .bind(new.revision)
+        .bind(department)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| other(e, "reading stored revisions"))?;
@@ -502,11 +515,13 @@ impl Store for SqliteStore {
         if same_hash.as_deref() == Some(new.content_hash.as_str()) {
             let delivery_ids = sqlx::query_scalar(
                 "SELECT id FROM deliveries
-                 WHERE disclosure_id = $1 AND revision = $2 AND action = 'publish'
+                 WHERE department = $3 AND disclosure_id = $1 AND revision = $2
+                   AND action = 'publish'
                  ORDER BY id",
             )
             .bind(&new.disclosure_id)
             .bind(new.revision)
+            .bind(department)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| other(e, "reading the deliveries of a stored revision"))?;
@@ -529,8 +544,8 @@ impl Store for SqliteStore {
 
         sqlx::query(
             "INSERT INTO disclosures (disclosure_id, revision, title, category, publish_date,
-                 formed_date, content_hash, json, submitted_by, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 formed_date, content_hash, json, submitted_by, received_at, department)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&new.disclosure_id)
         .bind(new.revision)
@@ -542,6 +557,7 @@ impl Store for SqliteStore {
         .bind(&new.json)
         .bind(&new.submitted_by)
         .bind(now_ms)
+        .bind(department)
         .execute(&mut *tx)
         .await
         .map_err(|e| other(e, "inserting the revision"))?;
@@ -553,13 +569,14 @@ impl Store for SqliteStore {
                 "UPDATE deliveries
                  SET status = 'withdrawn', next_attempt_at = NULL, last_error = $3,
                      updated_at = $4
-                 WHERE disclosure_id = $1 AND revision < $2 AND action = 'publish'
-                   AND status IN ('pending', 'retrying', 'dead')",
+                 WHERE department = $5 AND disclosure_id = $1 AND revision < $2
+                   AND action = 'publish' AND status IN ('pending', 'retrying', 'dead')",
             )
             .bind(&new.disclosure_id)
             .bind(new.revision)
             .bind(format!("已被第{}版取代", new.revision))
             .bind(now_ms)
+            .bind(department)
             .execute(&mut *tx)
             .await
             .map_err(|e| other(e, "superseding older revisions"))?;
@@ -569,8 +586,8 @@ impl Store for SqliteStore {
         for d in deliveries {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status,
-                     next_attempt_at, next_trigger, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'publish', 'pending', $5, 'scheduled', $5, $5)
+                     next_attempt_at, next_trigger, created_at, updated_at, department)
+                 VALUES ($1, $2, $3, $4, 'publish', 'pending', $5, 'scheduled', $5, $5, $6)
                  RETURNING id",
             )
             .bind(&new.disclosure_id)
@@ -578,19 +595,21 @@ impl Store for SqliteStore {
             .bind(&d.channel)
             .bind(d.kind.as_str())
             .bind(now_ms)
+            .bind(department)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| other(e, format!("creating the delivery to {}", d.channel)))?;
             delivery_ids.push(id);
         }
         // A new revision may change the item's category or publish date in the report.
-        refresh_report_item(&mut tx, &new.disclosure_id).await?;
+        refresh_report_item(&mut tx, department, &new.disclosure_id).await?;
         commit(tx).await?;
         Ok(IngestOutcome::Created { delivery_ids })
     }
 
     async fn get_disclosure(
         &self,
+        department: &str,
         disclosure_id: &str,
         revision: Option<i64>,
     ) -> StoreResult<StoredDisclosure> {
@@ -598,17 +617,20 @@ impl Store for SqliteStore {
             Some(rev) => sqlx::query(concat!(
                 "SELECT ",
                 disclosure_cols!(),
-                " FROM disclosures s WHERE s.disclosure_id = $1 AND s.revision = $2"
+                " FROM disclosures s
+                  WHERE s.department = $3 AND s.disclosure_id = $1 AND s.revision = $2"
             ))
             .bind(disclosure_id)
-            .bind(rev),
+            .bind(rev)
+            .bind(department),
             None => sqlx::query(concat!(
                 "SELECT ",
                 disclosure_cols!(),
-                " FROM disclosures s WHERE s.disclosure_id = $1
+                " FROM disclosures s WHERE s.department = $2 AND s.disclosure_id = $1
                   ORDER BY s.revision DESC LIMIT 1"
             ))
-            .bind(disclosure_id),
+            .bind(disclosure_id)
+            .bind(department),
         }
         .fetch_optional(&self.reader)
         .await
@@ -624,6 +646,7 @@ impl Store for SqliteStore {
 
     async fn withdraw_disclosure(
         &self,
+        department: &str,
         disclosure_id: &str,
         by: &str,
         reason: Option<&str>,
@@ -635,9 +658,10 @@ impl Store for SqliteStore {
         let known = sqlx::query(
             "SELECT MAX(revision) AS max_revision,
                     MAX(CASE WHEN withdrawn_at IS NOT NULL THEN 1 ELSE 0 END) AS withdrawn
-             FROM disclosures WHERE disclosure_id = $1",
+             FROM disclosures WHERE department = $2 AND disclosure_id = $1",
         )
         .bind(disclosure_id)
+        .bind(department)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| other(e, "reading stored revisions"))?;
@@ -647,9 +671,11 @@ impl Store for SqliteStore {
         if col::<Option<i64>>(&known, "withdrawn")? == Some(1) {
             let delivery_ids = sqlx::query_scalar(
                 "SELECT id FROM deliveries
-                 WHERE disclosure_id = $1 AND action = 'withdraw' ORDER BY id",
+                 WHERE department = $2 AND disclosure_id = $1 AND action = 'withdraw'
+                 ORDER BY id",
             )
             .bind(disclosure_id)
+            .bind(department)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| other(e, "reading withdraw deliveries"))?;
@@ -658,12 +684,13 @@ impl Store for SqliteStore {
 
         sqlx::query(
             "UPDATE disclosures SET withdrawn_at = $2, withdrawn_by = $3, withdraw_reason = $4
-             WHERE disclosure_id = $1",
+             WHERE department = $5 AND disclosure_id = $1",
         )
         .bind(disclosure_id)
         .bind(now_ms)
         .bind(by)
         .bind(reason)
+        .bind(department)
         .execute(&mut *tx)
         .await
         .map_err(|e| other(e, "marking the disclosure withdrawn"))?;
@@ -671,11 +698,11 @@ impl Store for SqliteStore {
         // Which channels may hold the item is decided before cancelling: a cancelled
         // delivery that had been attempted (a timeout, say) may still have reached them.
         let mut delivery_ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO deliveries (disclosure_id, revision, channel, kind, action, status,
-                 next_attempt_at, next_trigger, created_at, updated_at)
-             SELECT $1, $2, channel, MAX(kind), 'withdraw', 'pending', $3, 'scheduled', $3, $3
+            "INSERT INTO deliveries (department, disclosure_id, revision, channel, kind, action,
+                 status, next_attempt_at, next_trigger, created_at, updated_at)
+             SELECT $4, $1, $2, channel, MAX(kind), 'withdraw', 'pending', $3, 'scheduled', $3, $3
              FROM deliveries
-             WHERE disclosure_id = $1 AND action = 'publish'
+             WHERE department = $4 AND disclosure_id = $1 AND action = 'publish'
                AND (delivered_at IS NOT NULL OR attempts > 0)
              GROUP BY channel
              ORDER BY MIN(id)
@@ -684,6 +711,7 @@ impl Store for SqliteStore {
         .bind(disclosure_id)
         .bind(latest)
         .bind(now_ms)
+        .bind(department)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| other(e, "creating withdraw deliveries"))?;
@@ -693,12 +721,13 @@ impl Store for SqliteStore {
             "UPDATE deliveries
              SET status = 'withdrawn', next_attempt_at = NULL, last_error = '该公开件已撤回',
                  updated_at = $2
-             WHERE disclosure_id = $1 AND action = 'publish'
+             WHERE department = $3 AND disclosure_id = $1 AND action = 'publish'
                AND status IN ('pending', 'retrying', 'dead')
              RETURNING id",
         )
         .bind(disclosure_id)
         .bind(now_ms)
+        .bind(department)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| other(e, "cancelling unsent publish deliveries"))?;
@@ -896,12 +925,17 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn list_deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+    async fn list_deliveries(
+        &self,
+        department: &str,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRow>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
             "SELECT ",
             delivery_cols!(),
-            " FROM deliveries WHERE 1 = 1"
+            " FROM deliveries WHERE department = "
         ));
+        q.push_bind(department);
         if !filter.statuses.is_empty() {
             q.push(" AND status IN (");
             let mut list = q.separated(", ");
@@ -928,13 +962,14 @@ impl Store for SqliteStore {
         rows.iter().map(delivery_from_row).collect()
     }
 
-    async fn get_delivery(&self, id: i64) -> StoreResult<DeliveryRow> {
+    async fn get_delivery(&self, department: &str, id: i64) -> StoreResult<DeliveryRow> {
         let row = sqlx::query(concat!(
             "SELECT ",
             delivery_cols!(),
-            " FROM deliveries WHERE id = $1"
+            " FROM deliveries WHERE id = $1 AND department = $2"
         ))
         .bind(id)
+        .bind(department)
         .fetch_optional(&self.reader)
         .await
         .map_err(|e| other(e, "reading a delivery"))?;
@@ -944,25 +979,33 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn list_attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRow>> {
+    async fn list_attempts(
+        &self,
+        department: &str,
+        delivery_id: i64,
+    ) -> StoreResult<Vec<AttemptRow>> {
         let rows = sqlx::query(
-            "SELECT id, delivery_id, number, trigger, requested_by, instance, started_at,
-                 finished_at, outcome, http_status, remote_code, detail, remote_id, duration_ms
-             FROM attempts WHERE delivery_id = $1 ORDER BY id",
+            "SELECT a.id, a.delivery_id, a.number, a.trigger, a.requested_by, a.instance,
+                 a.started_at, a.finished_at, a.outcome, a.http_status, a.remote_code, a.detail,
+                 a.remote_id, a.duration_ms
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.delivery_id = $1 AND d.department = $2 ORDER BY a.id",
         )
         .bind(delivery_id)
+        .bind(department)
         .fetch_all(&self.reader)
         .await
         .map_err(|e| other(e, "listing attempts"))?;
         if rows.is_empty() {
-            // Tell "no attempts yet" from "no such delivery".
-            self.get_delivery(delivery_id).await?;
+            // Tell "no attempts yet" from "no such delivery (in this department)".
+            self.get_delivery(department, delivery_id).await?;
         }
         rows.iter().map(attempt_from_row).collect()
     }
 
     async fn retry_now(
         &self,
+        department: &str,
         ids: &[i64],
         by: &str,
         now: DateTime<Utc>,
@@ -975,12 +1018,13 @@ impl Store for SqliteStore {
                 "UPDATE deliveries
                  SET status = 'pending', next_attempt_at = $2, next_trigger = 'manual',
                      requested_by = $3, attempts_base = attempts, updated_at = $2
-                 WHERE id = $1 AND status IN ('dead', 'retrying', 'pending')
+                 WHERE id = $1 AND department = $4 AND status IN ('dead', 'retrying', 'pending')
                  RETURNING id",
             )
             .bind(id)
             .bind(now_ms)
             .bind(by)
+            .bind(department)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| other(e, "scheduling an operator retry"))?;
@@ -988,12 +1032,14 @@ impl Store for SqliteStore {
                 results.push(RetryResult::Scheduled { id });
                 continue;
             }
-            let status: Option<String> =
-                sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| other(e, "reading a delivery"))?;
+            let status: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM deliveries WHERE id = $1 AND department = $2",
+            )
+            .bind(id)
+            .bind(department)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| other(e, "reading a delivery"))?;
             let reason = match status.as_deref().map(DeliveryStatus::from_str) {
                 None => "没有这个投递",
                 Some(Ok(DeliveryStatus::Delivered)) => "已送达，无需重试",
@@ -1015,13 +1061,13 @@ impl Store for SqliteStore {
         Ok(results)
     }
 
-    async fn report_revisions(&self) -> StoreResult<Vec<ReportRevision>> {
+    async fn report_revisions(&self, department: &str) -> StoreResult<Vec<ReportRevision>> {
         // SQLite-only: json_extract (PostgreSQL: `json::jsonb ->> 'doc_kind'`).
         let rows = sqlx::query(
             "WITH rev AS (
                  SELECT disclosure_id, revision, MIN(delivered_at) AS rev_at
                  FROM deliveries
-                 WHERE action = 'publish' AND delivered_at IS NOT NULL
+                 WHERE department = $1 AND action = 'publish' AND delivered_at IS NOT NULL
                  GROUP BY disclosure_id, revision),
              item AS (
                  SELECT disclosure_id, MIN(rev_at) AS first_at FROM rev GROUP BY disclosure_id),
@@ -1034,7 +1080,7 @@ impl Store for SqliteStore {
                      json_extract(s.json, '$.replaces') AS replaces,
                      json_extract(s.json, '$.valid_to') AS valid_to
                  FROM disclosures s
-                 WHERE s.disclosure_id IN (SELECT disclosure_id FROM item))
+                 WHERE s.department = $1 AND s.disclosure_id IN (SELECT disclosure_id FROM item))
              SELECT a.*,
                  date(i.first_at / 1000 + 28800, 'unixepoch') AS item_first_on,
                  date(r.rev_at / 1000 + 28800, 'unixepoch') AS delivered_on
@@ -1047,6 +1093,7 @@ impl Store for SqliteStore {
                 OR a.replaces IS NOT NULL
              ORDER BY a.disclosure_id, a.revision",
         )
+        .bind(department)
         .fetch_all(&self.reader)
         .await
         .map_err(|e| other(e, "listing revisions for the report"))?;
@@ -1077,22 +1124,25 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn list_published(&self) -> StoreResult<Vec<PublishedRow>> {
+    async fn list_published(&self, department: &str) -> StoreResult<Vec<PublishedRow>> {
         // The category is the latest revision's (a correction may fix it); the publish
         // date is the first one any revision gave.
         let rows = sqlx::query(
             "SELECT d.disclosure_id, d.channel, MAX(d.kind) AS kind,
                  MIN(d.delivered_at) AS first_delivered_at,
-                 (SELECT s.category FROM disclosures s WHERE s.disclosure_id = d.disclosure_id
+                 (SELECT s.category FROM disclosures s
+                  WHERE s.department = d.department AND s.disclosure_id = d.disclosure_id
                   ORDER BY s.revision DESC LIMIT 1) AS category,
                  (SELECT s.publish_date FROM disclosures s
-                  WHERE s.disclosure_id = d.disclosure_id AND s.publish_date IS NOT NULL
+                  WHERE s.department = d.department AND s.disclosure_id = d.disclosure_id
+                    AND s.publish_date IS NOT NULL
                   ORDER BY s.revision LIMIT 1) AS publish_date
              FROM deliveries d
-             WHERE d.action = 'publish' AND d.delivered_at IS NOT NULL
-             GROUP BY d.disclosure_id, d.channel
+             WHERE d.department = $1 AND d.action = 'publish' AND d.delivered_at IS NOT NULL
+             GROUP BY d.department, d.disclosure_id, d.channel
              ORDER BY d.disclosure_id, d.channel",
         )
+        .bind(department)
         .fetch_all(&self.reader)
         .await
         .map_err(|e| other(e, "listing published deliveries"))?;
@@ -1110,16 +1160,19 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn published_groups(&self) -> StoreResult<Vec<PublishedGroup>> {
-        // One scan of the covering index of the summary kept with the ledger (migration
-        // 0005): already in group order, so no sort and no temporary table.
+    async fn published_groups(&self, department: &str) -> StoreResult<Vec<PublishedGroup>> {
+        // One scan of the department's part of the covering index of the summary kept with
+        // the ledger (migrations 0005, 0008): already in group order, so no sort and no
+        // temporary table.
         let rows = sqlx::query(
             "SELECT channel, MAX(kind) AS kind, category, count_year, formed_date, delivered_on,
                  is_primary, COUNT(*) AS items
              FROM report_published
+             WHERE department = $1
              GROUP BY channel, category, count_year, formed_date, delivered_on, is_primary
              ORDER BY channel, category, count_year, formed_date, delivered_on, is_primary",
         )
+        .bind(department)
         .fetch_all(&self.reader)
         .await
         .map_err(|e| other(e, "grouping published deliveries"))?;
@@ -1143,6 +1196,7 @@ impl Store for SqliteStore {
 
     async fn record_displayed_until(
         &self,
+        department: &str,
         channel: &str,
         disclosure_id: &str,
         revision: i64,
@@ -1150,7 +1204,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE deliveries SET displayed_until = $4
-             WHERE channel = $1 AND disclosure_id = $2 AND revision = $3
+             WHERE department = $5 AND channel = $1 AND disclosure_id = $2 AND revision = $3
                AND action = 'publish' AND delivered_at IS NOT NULL
                AND displayed_until IS NULL",
         )
@@ -1158,6 +1212,7 @@ impl Store for SqliteStore {
         .bind(disclosure_id)
         .bind(revision)
         .bind(ms(at))
+        .bind(department)
         .execute(&self.writer)
         .await
         .map_err(|e| other(e, "recording when a displayed item came down"))?;
@@ -1191,7 +1246,14 @@ impl Store for SqliteStore {
         if done.rows_affected() == 1 {
             return Ok(());
         }
-        self.get_delivery(delivery_id).await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM deliveries WHERE id = $1")
+            .bind(delivery_id)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(|e| other(e, "reading the delivery"))?;
+        if exists.is_none() {
+            return Err(not_found_delivery(delivery_id));
+        }
         Err(StoreError::Conflict(format!(
             "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管），进度未保存"
         )))
@@ -1471,16 +1533,20 @@ impl Store for SqliteStore {
         self.console_delete_session(id_sha256).await
     }
 
-    async fn list_disclosures(&self, q: &DisclosureQuery) -> StoreResult<Vec<StoredDisclosure>> {
-        self.console_list_disclosures(q).await
+    async fn list_disclosures(
+        &self,
+        department: &str,
+        q: &DisclosureQuery,
+    ) -> StoreResult<Vec<StoredDisclosure>> {
+        self.console_list_disclosures(department, q).await
     }
 
-    async fn count_deliveries(&self) -> StoreResult<Vec<DeliveryCount>> {
-        self.console_count_deliveries().await
+    async fn count_deliveries(&self, department: Option<&str>) -> StoreResult<Vec<DeliveryCount>> {
+        self.console_count_deliveries(department).await
     }
 
-    async fn last_delivered(&self) -> StoreResult<Vec<LastDelivered>> {
-        self.console_last_delivered().await
+    async fn last_delivered(&self, department: &str) -> StoreResult<Vec<LastDelivered>> {
+        self.console_last_delivered(department).await
     }
 
     async fn count_due(&self, now: DateTime<Utc>) -> StoreResult<i64> {
@@ -1629,8 +1695,8 @@ impl Store for SqliteStore {
                     .map_err(|e| other(e, "reading the search index position"))?;
             // SQLite-only: the implicit rowid of `disclosures` (PostgreSQL: a sequence).
             let rows = sqlx::query(
-                "SELECT rowid AS src_rowid, disclosure_id, revision, title, json, publish_date,
-                        received_at
+                "SELECT rowid AS src_rowid, department, disclosure_id, revision, title, json,
+                        publish_date, received_at
                  FROM disclosures WHERE rowid > $1 ORDER BY rowid LIMIT $2",
             )
             .bind(last)
@@ -1645,6 +1711,7 @@ impl Store for SqliteStore {
             let mut tx = self.begin_write().await?;
             for r in &rows {
                 let src: i64 = col(r, "src_rowid")?;
+                let department: String = col(r, "department")?;
                 let id: String = col(r, "disclosure_id")?;
                 let revision: i64 = col(r, "revision")?;
                 let title: String = col(r, "title")?;
@@ -1656,8 +1723,8 @@ impl Store for SqliteStore {
                     opt_ts(r, "received_at")?.unwrap_or_default(),
                 );
                 let inserted = sqlx::query(
-                    "INSERT INTO search_docs (id, src_rowid, disclosure_id, revision)
-                     SELECT COALESCE(MAX(id) + 1, $4 * 16777216), $1, $2, $3 FROM search_docs
+                    "INSERT INTO search_docs (id, src_rowid, disclosure_id, revision, department)
+                     SELECT COALESCE(MAX(id) + 1, $4 * 16777216), $1, $2, $3, $5 FROM search_docs
                      WHERE id >= $4 * 16777216 AND id < ($4 + 1) * 16777216
                      ON CONFLICT DO NOTHING",
                 )
@@ -1665,6 +1732,7 @@ impl Store for SqliteStore {
                 .bind(&id)
                 .bind(revision)
                 .bind(day)
+                .bind(&department)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| other(e, "indexing a disclosure"))?;
@@ -1673,10 +1741,14 @@ impl Store for SqliteStore {
                 }
                 let (head, body) = crate::wechat_callback::search::doc_text(&title, &json);
                 sqlx::query(
-                    "INSERT INTO search_fts (rowid, title, body) VALUES (last_insert_rowid(), $1, $2)",
+                    "INSERT INTO search_fts (rowid, title, body, dept)
+                     VALUES (last_insert_rowid(), $1, $2, $3)",
                 )
                 .bind(crate::wechat_callback::search::index_text(&head))
                 .bind(crate::wechat_callback::search::index_text(&body))
+                .bind(crate::wechat_callback::search::department_token(
+                    &department,
+                ))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| other(e, "indexing a disclosure's text"))?;
@@ -1694,6 +1766,7 @@ impl Store for SqliteStore {
 
     async fn search_published(
         &self,
+        department: &str,
         query: &crate::wechat_callback::search::SearchQuery,
         mode: SearchMatch,
         limit: usize,
@@ -1710,7 +1783,8 @@ impl Store for SqliteStore {
             // word found in tens of thousands of items costs no more than a rare one.
             SearchMatch::All => {
                 for tier in query.fts5_tiers() {
-                    self.newest_matches(&tier, limit, &mut seen, &mut found)
+                    let fts = in_department(department, &tier);
+                    self.newest_matches(department, &fts, limit, &mut seen, &mut found)
                         .await?;
                     if found.len() >= limit {
                         break;
@@ -1724,12 +1798,12 @@ impl Store for SqliteStore {
                     "SELECT rowid FROM search_fts WHERE search_fts MATCH $1
                      ORDER BY bm25(search_fts, 4.0, 1.0) LIMIT $2",
                 )
-                .bind(query.fts5_any())
+                .bind(in_department(department, &query.fts5_any()))
                 .bind((limit * 20) as i64)
                 .fetch_all(&self.reader)
                 .await
                 .map_err(|e| other(e, "searching published disclosures"))?;
-                let by_id = self.published_docs(&ids).await?;
+                let by_id = self.published_docs(department, &ids).await?;
                 for id in ids {
                     if let Some(item) = by_id.get(&id) {
                         if seen.insert(item.disclosure_id.clone()) {
@@ -1745,6 +1819,7 @@ impl Store for SqliteStore {
 
     async fn latest_published(
         &self,
+        department: &str,
         category: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<PublishedItem>> {
@@ -1752,18 +1827,27 @@ impl Store for SqliteStore {
             "SELECT s.disclosure_id, s.revision, s.title, s.category, s.publish_date, d.url,
                     d.delivered_at
              FROM deliveries d
-             JOIN disclosures s ON s.disclosure_id = d.disclosure_id AND s.revision = d.revision
-             WHERE ($1 IS NULL OR s.category = $1) AND ",
+             JOIN disclosures s ON s.department = d.department
+                 AND s.disclosure_id = d.disclosure_id AND s.revision = d.revision
+             WHERE d.department = $3 AND ($1 IS NULL OR s.category = $1) AND ",
             published_filter!(),
             " ORDER BY s.publish_date DESC, d.delivered_at DESC LIMIT $2"
         ))
         .bind(category)
         .bind((limit * 3) as i64)
+        .bind(department)
         .fetch_all(&self.reader)
         .await
         .map_err(|e| other(e, "listing the latest published disclosures"))?;
         published_items(&rows, limit)
     }
+}
+
+/// The FTS5 query `fts` within one department's items (the `dept` column holds each
+/// item's department token, so FTS5 intersects it before anything is joined).
+fn in_department(department: &str, fts: &str) -> String {
+    let token = crate::wechat_callback::search::department_token(department);
+    format!("dept : \"{token}\" AND ({fts})")
 }
 
 /// Days since 1970-01-01 of an indexed revision (its publish date, else the day it was
@@ -1782,6 +1866,7 @@ impl SqliteStore {
     /// rowids (descending) and keeps those that are published.
     async fn newest_matches(
         &self,
+        department: &str,
         fts: &str,
         limit: usize,
         seen: &mut std::collections::HashSet<String>,
@@ -1803,7 +1888,7 @@ impl SqliteStore {
             let Some(&last) = ids.last() else {
                 break;
             };
-            let by_id = self.published_docs(&ids).await?;
+            let by_id = self.published_docs(department, &ids).await?;
             for id in &ids {
                 if let Some(item) = by_id.get(id) {
                     if found.len() < limit && seen.insert(item.disclosure_id.clone()) {
@@ -1821,7 +1906,11 @@ impl SqliteStore {
 
     /// The published items among the index rows `ids` (by index row; an unpublished,
     /// superseded or withdrawn revision is left out).
-    async fn published_docs(&self, ids: &[i64]) -> StoreResult<HashMap<i64, PublishedItem>> {
+    async fn published_docs(
+        &self,
+        department: &str,
+        ids: &[i64],
+    ) -> StoreResult<HashMap<i64, PublishedItem>> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -1830,13 +1919,16 @@ impl SqliteStore {
             "SELECT sd.id AS doc_id, s.disclosure_id, s.revision, s.title, s.category,
                     s.publish_date, d.url, d.delivered_at
              FROM search_docs sd
-             JOIN disclosures s ON s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
-             JOIN deliveries d ON d.disclosure_id = s.disclosure_id AND d.revision = s.revision
-             WHERE sd.id IN (SELECT value FROM json_each($1)) AND ",
+             JOIN disclosures s ON s.department = sd.department
+                 AND s.disclosure_id = sd.disclosure_id AND s.revision = sd.revision
+             JOIN deliveries d ON d.department = s.department
+                 AND d.disclosure_id = s.disclosure_id AND d.revision = s.revision
+             WHERE sd.id IN (SELECT value FROM json_each($1)) AND sd.department = $2 AND ",
             published_filter!(),
             " ORDER BY d.delivered_at DESC"
         ))
         .bind(list)
+        .bind(department)
         .fetch_all(&self.reader)
         .await
         .map_err(|e| other(e, "reading matched disclosures"))?;
@@ -1871,7 +1963,8 @@ macro_rules! published_filter {
            AND d.kind = 'gov_site' AND d.action = 'publish' AND d.status = 'delivered'
            AND NOT EXISTS (
                SELECT 1 FROM deliveries n
-               WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
+               WHERE n.department = d.department AND n.disclosure_id = d.disclosure_id
+                 AND n.channel = d.channel
                  AND n.action = 'publish' AND n.status = 'delivered' AND n.revision > d.revision)"
     };
 }
@@ -1946,15 +2039,18 @@ async fn complete_in(
             .map_err(|e| other(e, "marking the delivery delivered"))?;
             // The report summary follows the ledger in the same transaction.
             if done.rows_affected() > 0 {
-                let item: Option<String> = sqlx::query_scalar(
-                    "SELECT disclosure_id FROM deliveries WHERE id = $1 AND action = 'publish'",
+                let item = sqlx::query(
+                    "SELECT department, disclosure_id FROM deliveries
+                     WHERE id = $1 AND action = 'publish'",
                 )
                 .bind(completion.delivery_id)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(|e| other(e, "reading the delivered item"))?;
-                if let Some(id) = item {
-                    refresh_report_item(tx, &id).await?;
+                if let Some(item) = item {
+                    let department: String = col(&item, "department")?;
+                    let id: String = col(&item, "disclosure_id")?;
+                    refresh_report_item(tx, &department, &id).await?;
                 }
             }
             None
@@ -1973,8 +2069,8 @@ async fn complete_in(
                      (SELECT CASE n.action WHEN 'withdraw' THEN '该公开件已撤回'
                              ELSE '已被第' || n.revision || '版取代' END
                       FROM deliveries n
-                      WHERE n.disclosure_id = d.disclosure_id AND n.channel = d.channel
-                        AND n.id > d.id
+                      WHERE n.department = d.department AND n.disclosure_id = d.disclosure_id
+                        AND n.channel = d.channel AND n.id > d.id
                       ORDER BY n.id DESC LIMIT 1) AS superseded
                  FROM deliveries d WHERE d.id = $1 AND d.claim_token = $2",
         )
@@ -2162,6 +2258,7 @@ pub(super) fn enum_col<T: FromStr<Err = String>>(row: &SqliteRow, name: &str) ->
 
 pub(super) fn disclosure_from_row(row: &SqliteRow) -> StoreResult<StoredDisclosure> {
     Ok(StoredDisclosure {
+        department: col(row, "department")?,
         disclosure_id: col(row, "disclosure_id")?,
         revision: col(row, "revision")?,
         title: col(row, "title")?,
@@ -2181,6 +2278,7 @@ pub(super) fn disclosure_from_row(row: &SqliteRow) -> StoreResult<StoredDisclosu
 fn delivery_from_row(row: &SqliteRow) -> StoreResult<DeliveryRow> {
     Ok(DeliveryRow {
         id: col(row, "id")?,
+        department: col(row, "department")?,
         disclosure_id: col(row, "disclosure_id")?,
         revision: col(row, "revision")?,
         channel: col(row, "channel")?,

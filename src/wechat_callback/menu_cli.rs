@@ -11,8 +11,8 @@ use anyhow::Context;
 use crate::channel::wechat::Wechat;
 use crate::config::{ChannelSpec, Problems, Settings};
 
-async fn client(config: &Path) -> anyhow::Result<(Settings, Wechat)> {
-    let settings = Settings::load(config)?;
+async fn client(config: &Path, department: &str) -> anyhow::Result<(Settings, Wechat)> {
+    let settings = Settings::load(config)?.for_department(department)?;
     let name = settings.wechat_callback.channel.clone();
     let Some(ChannelSpec::Wechat(cfg)) = settings.channels.channels.get(&name) else {
         anyhow::bail!("[wechat_callback] channel = {name:?}：没有这个微信渠道（channels/{name}.toml，kind = \"wechat\"）");
@@ -24,9 +24,14 @@ async fn client(config: &Path) -> anyhow::Result<(Settings, Wechat)> {
     Ok((settings, w))
 }
 
-/// Checks the menu (WeChat's limits) and creates it.
+/// Checks the menu (WeChat's limits) and creates it (the `default` department's account).
 pub async fn push(config: &Path) -> anyhow::Result<()> {
-    let (settings, w) = client(config).await?;
+    push_for(config, crate::store::DEFAULT_DEPARTMENT).await
+}
+
+/// `push` for a department's account (`--department`).
+pub async fn push_for(config: &Path, department: &str) -> anyhow::Result<()> {
+    let (settings, w) = client(config, department).await?;
     let cb = &settings.wechat_callback;
     let codes: Vec<String> = settings.categories.iter().map(|c| c.code.clone()).collect();
     let problems = super::config::menu_problems(&cb.menu, &codes);
@@ -46,9 +51,14 @@ pub async fn push(config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the menu WeChat has.
+/// Prints the menu WeChat has (the `default` department's account).
 pub async fn show(config: &Path) -> anyhow::Result<()> {
-    let (_, w) = client(config).await?;
+    show_for(config, crate::store::DEFAULT_DEPARTMENT).await
+}
+
+/// `show` for a department's account (`--department`).
+pub async fn show_for(config: &Path, department: &str) -> anyhow::Result<()> {
+    let (_, w) = client(config, department).await?;
     let v = w
         .get_api("/cgi-bin/menu/get")
         .await

@@ -90,6 +90,8 @@ impl From<XmlError> for CallbackError {
 /// One official account's callback.
 pub struct Callback {
     channel: String,
+    /// The department whose account this is: answers come only from its published items.
+    department: String,
     appid: String,
     token: Secret,
     crypto: Option<Crypto>,
@@ -192,13 +194,13 @@ impl Callback {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        let dir = settings.templates_path();
         for name in [
             &cb.templates.welcome,
             &cb.templates.list,
             &cb.templates.not_found,
         ] {
-            let path = dir.join(name);
+            // The department's own template if it has one, else the top-level one.
+            let path = settings.template_file(name);
             let source = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("回复模板 {}：{e}", path.display()))?;
             env.add_template_owned(name.clone(), source)
@@ -206,6 +208,7 @@ impl Callback {
         }
         let me = Callback {
             channel: channel.to_string(),
+            department: settings.department.code.clone(),
             appid: cfg.appid.clone(),
             token,
             crypto,
@@ -449,7 +452,7 @@ impl Callback {
             Some(ClickAction::Latest { heading, count }) => {
                 let items = self
                     .store
-                    .latest_published(None, count.unwrap_or(n))
+                    .latest_published(&self.department, None, count.unwrap_or(n))
                     .await?;
                 Ok(self.list_reply(&heading, None, &items)?)
             }
@@ -460,7 +463,7 @@ impl Callback {
             }) => {
                 let items = self
                     .store
-                    .latest_published(Some(&category), count.unwrap_or(n))
+                    .latest_published(&self.department, Some(&category), count.unwrap_or(n))
                     .await?;
                 Ok(self.list_reply(&heading, None, &items)?)
             }
@@ -481,12 +484,12 @@ impl Callback {
         let n = self.settings.list_size;
         let mut items = self
             .store
-            .search_published(&query, SearchMatch::All, n)
+            .search_published(&self.department, &query, SearchMatch::All, n)
             .await?;
         if items.is_empty() && query.tokens().len() > 1 {
             items = self
                 .store
-                .search_published(&query, SearchMatch::Any, n)
+                .search_published(&self.department, &query, SearchMatch::Any, n)
                 .await?;
         }
         if items.is_empty() {

@@ -155,6 +155,16 @@ impl SearchQuery {
     }
 }
 
+/// The one index token that stands for a department in SQLite's `search_fts.dept` column:
+/// `d` and 16 hex digits of the SHA-256 of its code (codes have hyphens, which the
+/// tokenizer would split, and no code may match another's prefix).
+pub fn department_token(code: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(code.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("d{hex}")
+}
+
 /// A token quoted for FTS5. Tokens are letters and digits only, so quoting cannot be
 /// escaped from; doubling any quote keeps that true whatever the caller passes.
 fn fts5_escape(t: &str) -> String {

@@ -178,7 +178,7 @@ async fn a_post_without_the_csrf_token_is_refused() {
         assert_eq!(r.status(), 403);
         assert!(r.text().await.unwrap().contains("安全令牌"));
     }
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Dead, "nothing was retried");
 }
 
@@ -208,7 +208,7 @@ async fn an_operator_without_the_right_cannot_withdraw() {
     let d = app
         .ledger
         .store
-        .get_disclosure("zpmzj-2017-00802", None)
+        .get_disclosure("default", "zpmzj-2017-00802", None)
         .await
         .unwrap();
     assert!(d.withdrawn_at.is_none());
@@ -232,7 +232,7 @@ async fn an_operator_without_the_right_cannot_withdraw() {
     let d = app
         .ledger
         .store
-        .get_disclosure("zpmzj-2017-00802", None)
+        .get_disclosure("default", "zpmzj-2017-00802", None)
         .await
         .unwrap();
     assert_eq!(d.withdrawn_by.as_deref(), Some("console:王主任"));
@@ -271,7 +271,7 @@ async fn a_retry_from_the_console_delivers_a_dead_delivery_and_records_the_opera
     assert_eq!(r.status(), 303);
     app.run_worker_until_idle().await;
 
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered);
     let attempts = app.attempts(id).await;
     let last = attempts.last().unwrap();
@@ -305,7 +305,12 @@ async fn retry_all_failed_of_a_channel_and_the_health_and_report_pages() {
     assert_eq!(r.status(), 303);
     app.run_worker_until_idle().await;
     assert_eq!(
-        app.ledger.store.get_delivery(a).await.unwrap().status,
+        app.ledger
+            .store
+            .get_delivery("default", a)
+            .await
+            .unwrap()
+            .status,
         DeliveryStatus::Delivered
     );
 

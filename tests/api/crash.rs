@@ -99,7 +99,7 @@ async fn killed_mid_delivery(database_url: Option<&str>) {
     daemon.wait().unwrap();
 
     let rows = store
-        .list_deliveries(&DeliveryFilter::default())
+        .list_deliveries("default", &DeliveryFilter::default())
         .await
         .unwrap();
     let delivered = rows
@@ -114,7 +114,7 @@ async fn killed_mid_delivery(database_url: Option<&str>) {
     let mut daemon = start_daemon(&config);
     wait_for("every delivery", Duration::from_secs(90), async || {
         let rows = store
-            .list_deliveries(&DeliveryFilter::default())
+            .list_deliveries("default", &DeliveryFilter::default())
             .await
             .unwrap();
         rows.iter().all(|d| d.status == DeliveryStatus::Delivered)

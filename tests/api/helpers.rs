@@ -239,7 +239,7 @@ impl TestApp {
     pub async fn deliveries(&self) -> Vec<DeliveryRow> {
         self.ledger
             .store
-            .list_deliveries(&DeliveryFilter::default())
+            .list_deliveries(self.ledger.department(), &DeliveryFilter::default())
             .await
             .unwrap()
     }
@@ -247,16 +247,23 @@ impl TestApp {
     pub async fn deliveries_of(&self, disclosure_id: &str) -> Vec<DeliveryRow> {
         self.ledger
             .store
-            .list_deliveries(&DeliveryFilter {
-                disclosure_id: Some(disclosure_id.into()),
-                ..DeliveryFilter::default()
-            })
+            .list_deliveries(
+                self.ledger.department(),
+                &DeliveryFilter {
+                    disclosure_id: Some(disclosure_id.into()),
+                    ..DeliveryFilter::default()
+                },
+            )
             .await
             .unwrap()
     }
 
     pub async fn attempts(&self, delivery_id: i64) -> Vec<AttemptRow> {
-        self.ledger.store.list_attempts(delivery_id).await.unwrap()
+        self.ledger
+            .store
+            .list_attempts(self.ledger.department(), delivery_id)
+            .await
+            .unwrap()
     }
 
     pub async fn sandbox_state(&self) -> Value {

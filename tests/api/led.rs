@@ -288,7 +288,7 @@ async fn withdrawal_and_expiry_take_the_item_down() {
     // Recorded once: a later record does not move it.
     app.ledger
         .store
-        .record_displayed_until("hall_led", "zpmzj-2017-00706", 1, Utc::now())
+        .record_displayed_until("default", "hall_led", "zpmzj-2017-00706", 1, Utc::now())
         .await
         .unwrap();
     let again = up(led_delivery(&app, "zpmzj-2017-00706").await);

@@ -13,4 +13,5 @@ mod ingest;
 mod led;
 mod retry;
 mod revision;
+mod tenancy;
 mod wechat;

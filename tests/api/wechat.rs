@@ -146,7 +146,7 @@ impl WxApp {
 }
 
 async fn assert_one_article(app: &WxApp, id: i64) -> Value {
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered, "{:?}", d.last_error);
     let wx = app.wx().await;
     assert_eq!(wx["live_articles"], 1, "{wx:#}");
@@ -206,7 +206,7 @@ async fn a_daily_quota_error_waits_for_the_window_then_delivers() {
     app.errcode("freepublish/submit", 45009, 1).await;
     let id = app.publish(&wx_disclosure("zpmzj-2017-wx4", 1)).await;
     app.worker.run_once(Utc::now()).await.unwrap();
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Retrying);
     assert!(d.next_attempt_at.unwrap() > Utc::now() + chrono::Duration::minutes(1));
     assert!(d.last_error.unwrap().contains("45009"));
@@ -220,7 +220,7 @@ async fn an_ip_not_on_the_whitelist_is_dead_with_the_whitelist_message() {
     app.errcode("material/add_material", 40164, 1).await;
     let id = app.publish(&wx_disclosure("zpmzj-2017-wx5", 1)).await;
     app.settle().await;
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Dead);
     assert!(
         d.last_error.as_deref().unwrap().contains("IP 白名单"),
@@ -258,7 +258,7 @@ async fn a_crash_between_draft_and_submit_publishes_exactly_once() {
         let killed =
             tokio::time::timeout(Duration::from_millis(500), short.run_once(Utc::now())).await;
         assert!(killed.is_err(), "the attempt was cut short");
-        let d = app.ledger.store.get_delivery(id).await.unwrap();
+        let d = app.ledger.store.get_delivery("default", id).await.unwrap();
         assert!(d.progress.as_ref().unwrap()["draft_media_id"].is_string());
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // The lease runs out; on "restart" the delivery resumes from its saved progress.
@@ -270,7 +270,7 @@ async fn a_crash_between_draft_and_submit_publishes_exactly_once() {
             if app
                 .ledger
                 .store
-                .get_delivery(id)
+                .get_delivery("default", id)
                 .await
                 .unwrap()
                 .status
@@ -293,7 +293,7 @@ async fn a_publish_event_delivered_twice_is_recorded_once() {
     let app = spawn_wechat_app(false, "").await;
     let id = app.publish(&wx_disclosure("zpmzj-2017-wx7", 1)).await;
     app.worker.run_once(Utc::now()).await.unwrap();
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     let publish_id = d.progress.unwrap()["publish_id"]
         .as_str()
         .unwrap()
@@ -320,7 +320,7 @@ async fn a_publish_event_delivered_twice_is_recorded_once() {
         .unwrap();
     assert_eq!(e.times_received, 2);
     app.run_worker_until_idle().await;
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered);
     assert_eq!(
         d.remote_id.as_deref(),
@@ -349,7 +349,7 @@ async fn a_title_too_long_without_a_short_title_is_refused() {
     d.as_object_mut().unwrap().remove("short_title");
     let id = app.publish(&d).await;
     app.settle().await;
-    let row = app.ledger.store.get_delivery(id).await.unwrap();
+    let row = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Dead);
     assert!(row.last_error.as_deref().unwrap().contains("short_title"));
     let wx = app.wx().await;
@@ -368,14 +368,19 @@ async fn withdrawal_deletes_the_article_and_a_new_revision_replaces_it() {
     let old = app
         .ledger
         .store
-        .get_delivery(first)
+        .get_delivery("default", first)
         .await
         .unwrap()
         .remote_id
         .unwrap();
     let second = app.publish(&wx_disclosure("zpmzj-2017-wxa", 2)).await;
     app.settle().await;
-    let d2 = app.ledger.store.get_delivery(second).await.unwrap();
+    let d2 = app
+        .ledger
+        .store
+        .get_delivery("default", second)
+        .await
+        .unwrap();
     assert_eq!(d2.status, DeliveryStatus::Delivered);
     let wx = app.wx().await;
     assert_eq!(
@@ -461,7 +466,7 @@ async fn body_images_are_uploaded_once_and_the_html_is_cleaned() {
     app.settle().await;
     let wx = assert_one_article(&app, id).await;
     assert_eq!(wx["uploadimgs"], 2, "{wx:#}");
-    let row = app.ledger.store.get_delivery(id).await.unwrap();
+    let row = app.ledger.store.get_delivery("default", id).await.unwrap();
     let progress = row.progress.unwrap();
     assert_eq!(progress["images"].as_object().unwrap().len(), 2);
     let page = reqwest::get(row.url.unwrap())
@@ -509,7 +514,7 @@ async fn a_body_image_that_cannot_be_fetched_is_refused_naming_its_url() {
         d["channels"] = json!(["wechat"]);
         let id = app.publish(&d).await;
         app.settle().await;
-        let row = app.ledger.store.get_delivery(id).await.unwrap();
+        let row = app.ledger.store.get_delivery("default", id).await.unwrap();
         assert_eq!(row.status, DeliveryStatus::Dead);
         let e = row.last_error.unwrap();
         assert!(
@@ -540,7 +545,7 @@ async fn a_mass_send_happens_once_across_a_retry() {
     );
     assert_eq!(wx["mass_duplicates"], 0);
     assert_eq!(wx["calls"]["/cgi-bin/freepublish/submit"], 1);
-    let row = app.ledger.store.get_delivery(id).await.unwrap();
+    let row = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(
         wx["mass_sends"][0]["clientmsgid"].as_str(),
         Some(gongkai::channel::wechat::clientmsgid("zpmzj-2017-wxm1", 1, "wechat").as_str())
@@ -560,7 +565,7 @@ async fn no_mass_send_quota_parks_the_delivery_for_the_operator() {
     app.sandbox.state().wechat().set_mass_quota(APPID, Some(0));
     let id = app.publish(&wx_disclosure("zpmzj-2017-wxm3", 1)).await;
     app.settle().await;
-    let row = app.ledger.store.get_delivery(id).await.unwrap();
+    let row = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Dead);
     let e = row.last_error.unwrap();
     assert!(

@@ -251,7 +251,7 @@ async fn a_clerk_finds_and_retries_a_dead_delivery(c: &Client) {
     c.goto(&format!("{}/console", app.api)).await.unwrap();
     screenshot(c, "console-phone.png").await;
     c.set_window_size(1366, 768).await.unwrap();
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered);
 }
 
@@ -288,7 +288,12 @@ async fn refusals(c: &Client) {
     let refused = text_of(c, "p.error").await;
     assert!(refused.contains("安全令牌"), "{refused}");
     assert_eq!(
-        app.ledger.store.get_delivery(id).await.unwrap().status,
+        app.ledger
+            .store
+            .get_delivery("default", id)
+            .await
+            .unwrap()
+            .status,
         DeliveryStatus::Dead
     );
 
