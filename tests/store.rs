@@ -1262,6 +1262,7 @@ on_both_backends!(
     published_groups_count_each_item_once_on_its_primary_channel,
     a_wechat_message_is_answered_once_whichever_instance_wechat_retries,
     a_fresh_answer_is_stored_in_one_write_and_the_first_stored_answer_wins,
+    a_mass_send_report_is_recorded_once_whichever_instance_gets_it,
     search_ranks_the_phrase_in_titles_first_then_newest_within_each_tier,
     search_finds_the_latest_published_revision_and_never_a_withdrawn_one,
     the_latest_published_are_by_publish_date_and_category,
@@ -1502,6 +1503,41 @@ async fn a_fresh_answer_is_stored_in_one_write_and_the_first_stored_answer_wins(
             .await
             .unwrap(),
         MessageClaim::Answered("<B/>".to_string())
+    );
+}
+
+async fn a_mass_send_report_is_recorded_once_whichever_instance_gets_it(db: Db) {
+    let (a, b) = (db.connect().await, db.connect().await);
+    let report = gongkai::store::WechatMassResult {
+        appid: "wx1".into(),
+        msg_id: "1000001625".into(),
+        status: "err(30003)".into(),
+        total_count: Some(0),
+        filter_count: Some(0),
+        sent_count: Some(0),
+        error_count: Some(0),
+        received_at: None,
+        times_received: 1,
+    };
+    assert_eq!(
+        a.wechat_mass_result("wx1", "1000001625").await.unwrap(),
+        None
+    );
+    assert!(a.record_wechat_mass_result(&report, t(0)).await.unwrap());
+    let mut again = report.clone();
+    again.status = "send success".into();
+    assert!(!b.record_wechat_mass_result(&again, t(5)).await.unwrap());
+    let kept = b
+        .wechat_mass_result("wx1", "1000001625")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.status, "err(30003)", "the first report is kept");
+    assert_eq!(kept.times_received, 2);
+    assert_eq!(kept.received_at, Some(t(0)));
+    assert_eq!(
+        b.wechat_mass_result("wx2", "1000001625").await.unwrap(),
+        None
     );
 }
 

@@ -1524,6 +1524,57 @@ async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>) -> Result<
 }
 
 /// `publish_id` is a JSON string in the API but digits in the event: accept both.
+/// The mass send's `msg_id` recorded in a WeChat delivery's progress (JSON), if it made
+/// one: where the operator's view finds WeChat's report on it (MASSSENDJOBFINISH).
+pub fn mass_msg_id(progress: &str) -> Option<String> {
+    serde_json::from_str::<State>(progress)
+        .ok()?
+        .mass_msg_id
+        .filter(|m| m != "?")
+}
+
+/// A MASSSENDJOBFINISH `Status` in words for the operator (wechat-protocol.md §2.2).
+pub fn mass_status_text(status: &str) -> String {
+    let code = status
+        .strip_prefix("err(")
+        .and_then(|s| s.strip_suffix(')'))
+        .and_then(|c| c.parse::<i64>().ok());
+    let reason = match (status, code) {
+        ("send success", _) => return "群发成功".into(),
+        ("send fail", _) => "群发失败",
+        (_, Some(10001)) => "涉嫌广告",
+        (_, Some(20001)) => "涉嫌政治内容",
+        (_, Some(20004)) => "涉嫌社会内容",
+        (_, Some(20002)) => "涉嫌色情",
+        (_, Some(20006)) => "涉嫌违法犯罪",
+        (_, Some(20008)) => "涉嫌欺诈",
+        (_, Some(20013)) => "涉嫌版权问题",
+        (_, Some(22000)) => "涉嫌互推（互相宣传）",
+        (_, Some(21000)) => "涉嫌其他问题",
+        (_, Some(30001)) => "原创校验出现系统错误，且设置了被判为转载时停止群发",
+        (_, Some(30002)) => "原创校验结果为不能群发",
+        (_, Some(30003)) => "被判为转载，且设置了被判为转载时停止群发",
+        (_, Some(40001)) => "管理员拒绝了群发（接口群发保护）",
+        (_, Some(40002)) => "管理员 30 分钟内未确认群发（接口群发保护）",
+        _ => "未知原因",
+    };
+    format!("群发未成功（{status}）：{reason}")
+}
+
+/// WeChat's report on a mass send, in one line for the operator.
+pub fn mass_summary(m: &crate::store::WechatMassResult) -> String {
+    let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    format!(
+        "{}；粉丝 {}，过滤后 {}，发送成功 {}，失败 {}（msg_id {}）",
+        mass_status_text(&m.status),
+        n(m.total_count),
+        n(m.filter_count),
+        n(m.sent_count),
+        n(m.error_count),
+        m.msg_id
+    )
+}
+
 fn id_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),

@@ -222,6 +222,7 @@ pub async fn show_delivery(at: &At<'_>, id: i64, json: bool) -> anyhow::Result<(
             .as_ref()
             .map(|p| serde_json::json!(String::from_utf8_lossy(p)))
             .unwrap_or(serde_json::Value::Null);
+        v["mass_result"] = serde_json::to_value(ledger.mass_result(&d).await?)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -255,6 +256,9 @@ pub async fn show_delivery(at: &At<'_>, id: i64, json: bool) -> anyhow::Result<(
     }
     if let Some(t) = d.displayed_until {
         println!("下屏时间：{}", china(t));
+    }
+    if let Some(m) = ledger.mass_result(&d).await? {
+        println!("群发结果：{}", crate::channel::wechat::mass_summary(&m));
     }
     println!("\n尝试记录：");
     if attempts.is_empty() {

@@ -458,6 +458,8 @@ pub struct DeliveryPage {
     pub can_retry: bool,
     pub channel_failed: usize,
     pub withdrawn: bool,
+    /// WeChat's report on the mass send, in words.
+    pub mass_result: Option<String>,
 }
 
 pub async fn delivery_page(ledger: &Ledger, id: i64) -> Result<DeliveryPage, StoreError> {
@@ -557,6 +559,10 @@ pub async fn delivery_page(ledger: &Ledger, id: i64) -> Result<DeliveryPage, Sto
         ),
         channel_failed: failed_of_channel,
         withdrawn: latest.withdrawn_at.is_some(),
+        mass_result: ledger
+            .mass_result(&d)
+            .await?
+            .map(|m| crate::channel::wechat::mass_summary(&m)),
     })
 }
 

@@ -84,6 +84,27 @@ impl Ledger {
         &self.settings.department.code
     }
 
+    /// WeChat's report on the mass send a WeChat delivery made (MASSSENDJOBFINISH, by the
+    /// msg_id in its progress and the channel's appid), if both exist.
+    pub async fn mass_result(
+        &self,
+        d: &crate::store::DeliveryRow,
+    ) -> Result<Option<crate::store::WechatMassResult>, StoreError> {
+        let Some(crate::config::ChannelSpec::Wechat(cfg)) =
+            self.settings.channels.channels.get(&d.channel)
+        else {
+            return Ok(None);
+        };
+        let Some(msg_id) = d
+            .progress
+            .as_ref()
+            .and_then(|p| crate::channel::wechat::mass_msg_id(&p.to_string()))
+        else {
+            return Ok(None);
+        };
+        self.store.wechat_mass_result(&cfg.appid, &msg_id).await
+    }
+
     /// Validates, routes and stores a disclosure with one delivery per channel, atomically.
     pub async fn submit(
         &self,

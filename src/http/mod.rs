@@ -555,6 +555,7 @@ async fn show_delivery(Extension(tenant): Dept, Path(id): Path<i64>) -> Result<R
         .as_ref()
         .map(|p| json!(String::from_utf8_lossy(p)))
         .unwrap_or(serde_json::Value::Null);
+    v["mass_result"] = json!(ledger.mass_result(&d).await?);
     Ok(Json(v).into_response())
 }
 

@@ -914,6 +914,10 @@ impl WechatState {
     }
 }
 
+/// The emulated account's followers: a mass send's MASSSENDJOBFINISH reports this many,
+/// two of whom could not be reached.
+pub const SANDBOX_FOLLOWERS: i64 = 1200;
+
 /// `POST /cgi-bin/message/mass/sendall`: an mpnews send to all followers (or a tag). The
 /// draft is consumed; a clientmsgid seen in the last 24 h answers 45065 with that send's
 /// msg_id (nothing is sent again); an account out of quota gets 45028.
@@ -989,6 +993,11 @@ async fn mass_sendall(State(state): State<WechatState>, q: Q, body: Bytes) -> Re
     }
     g.seq += 1;
     let msg_id = 1_000_000_000 + g.seq;
+    let report_to = g.app(&appid).and_then(|a| {
+        a.callback_url
+            .clone()
+            .map(|u| (u, a.callback_token.clone(), a.appid.clone()))
+    });
     g.mass.sends.push(MassSend {
         msg_id,
         appid,
@@ -997,6 +1006,29 @@ async fn mass_sendall(State(state): State<WechatState>, q: Q, body: Bytes) -> Re
         content_sha256: hash,
         at: Instant::now(),
     });
+    drop(g);
+    // WeChat reports on the job when it is nearly done (MASSSENDJOBFINISH).
+    if let Some((callback, token, appid)) = report_to {
+        let st = state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(st.publish_delay).await;
+            let xml = format!(
+                "<xml><ToUserName><![CDATA[gh_{appid}]]></ToUserName><FromUserName><![CDATA[mphelper]]></FromUserName>\
+<CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[MASSSENDJOBFINISH]]></Event>\
+<MsgID>{msg_id}</MsgID><Status><![CDATA[send success]]></Status><TotalCount>{SANDBOX_FOLLOWERS}</TotalCount>\
+<FilterCount>{SANDBOX_FOLLOWERS}</FilterCount><SentCount>{}</SentCount><ErrorCount>2</ErrorCount></xml>",
+                chrono::Utc::now().timestamp(),
+                SANDBOX_FOLLOWERS - 2
+            );
+            let sent = push_event(&st, &callback, &token, xml).await;
+            let mut g = st.inner.lock().unwrap();
+            if sent {
+                g.callbacks_sent += 1;
+            } else {
+                g.callback_failures += 1;
+            }
+        });
+    }
     Json(json!({
         "errcode": 0,
         "errmsg": "send job submission success",

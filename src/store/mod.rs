@@ -624,6 +624,21 @@ pub trait Store: Send + Sync + 'static {
     /// records only need to outlive a restart). The number forgotten.
     async fn purge_wechat_messages(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
+    /// Records a MASSSENDJOBFINISH once per (appid, msg_id); true the first time (a
+    /// repeat only counts).
+    async fn record_wechat_mass_result(
+        &self,
+        result: &WechatMassResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// The recorded report on the mass send `msg_id` of `appid`, if WeChat sent one.
+    async fn wechat_mass_result(
+        &self,
+        appid: &str,
+        msg_id: &str,
+    ) -> StoreResult<Option<WechatMassResult>>;
+
     /// Stores the plain reply body of a claimed message.
     async fn answer_wechat_message(
         &self,
@@ -734,6 +749,26 @@ pub struct WechatPublishEvent {
     pub article_id: Option<String>,
     pub article_url: Option<String>,
     pub fail_idx: Vec<i64>,
+    /// How often WeChat sent it (filled in when read back).
+    #[serde(default)]
+    pub times_received: i64,
+}
+
+/// WeChat's report on a mass send (MASSSENDJOBFINISH): `status` is `send success`,
+/// `send fail` or `err(N)`; the counts are approximate (WeChat sends it when the job is
+/// nearly done).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WechatMassResult {
+    pub appid: String,
+    pub msg_id: String,
+    pub status: String,
+    pub total_count: Option<i64>,
+    pub filter_count: Option<i64>,
+    pub sent_count: Option<i64>,
+    pub error_count: Option<i64>,
+    /// When it was first received (filled in when read back).
+    #[serde(default)]
+    pub received_at: Option<DateTime<Utc>>,
     /// How often WeChat sent it (filled in when read back).
     #[serde(default)]
     pub times_received: i64,

@@ -1662,6 +1662,57 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn record_wechat_mass_result(
+        &self,
+        result: &WechatMassResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let times: i64 = sqlx::query_scalar(MASS_RESULT_SQL)
+            .bind(&result.appid)
+            .bind(&result.msg_id)
+            .bind(&result.status)
+            .bind(result.total_count)
+            .bind(result.filter_count)
+            .bind(result.sent_count)
+            .bind(result.error_count)
+            .bind(ms(now))
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| other(e, "recording the MASSSENDJOBFINISH event"))?;
+        Ok(times == 1)
+    }
+
+    async fn wechat_mass_result(
+        &self,
+        appid: &str,
+        msg_id: &str,
+    ) -> StoreResult<Option<WechatMassResult>> {
+        let row = sqlx::query(
+            "SELECT appid, msg_id, status, total_count, filter_count, sent_count, error_count,
+                    received_at, times_received
+             FROM wechat_mass_results WHERE appid = $1 AND msg_id = $2",
+        )
+        .bind(appid)
+        .bind(msg_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| other(e, "reading a mass-send report"))?;
+        row.map(|r| {
+            Ok(WechatMassResult {
+                appid: col(&r, "appid")?,
+                msg_id: col(&r, "msg_id")?,
+                status: col(&r, "status")?,
+                total_count: col(&r, "total_count")?,
+                filter_count: col(&r, "filter_count")?,
+                sent_count: col(&r, "sent_count")?,
+                error_count: col(&r, "error_count")?,
+                received_at: opt_ts(&r, "received_at")?,
+                times_received: col(&r, "times_received")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn answer_wechat_message(
         &self,
         appid: &str,
@@ -2009,6 +2060,16 @@ pub(super) const RECORD_ANSWER_SQL: &str =
                                  AND wechat_messages.received_at < $5
                             THEN excluded.answered_at ELSE wechat_messages.answered_at END
      RETURNING reply";
+
+/// `record_wechat_mass_result` (both backends): the first report is kept, a repeat
+/// counts; returns how often it was received.
+pub(super) const MASS_RESULT_SQL: &str =
+    "INSERT INTO wechat_mass_results (appid, msg_id, status, total_count, filter_count,
+         sent_count, error_count, received_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (appid, msg_id) DO UPDATE SET
+         times_received = wechat_mass_results.times_received + 1
+     RETURNING times_received";
 
 /// `complete_attempt`, inside a group's transaction.
 async fn complete_in(

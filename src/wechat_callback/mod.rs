@@ -285,10 +285,7 @@ impl Callback {
         };
         match (kind, event) {
             ("event", "PUBLISHJOBFINISH") => self.publish_finished(msg).await,
-            ("event", "MASSSENDJOBFINISH") => {
-                tracing::info!(channel = %self.channel, msg_id = msg.get("MsgID").unwrap_or(""), status = msg.get("Status").unwrap_or(""), "MASSSENDJOBFINISH received");
-                Ok("success".into())
-            }
+            ("event", "MASSSENDJOBFINISH") => self.mass_send_finished(msg).await,
             ("text", _) => {
                 let key = format!("msg:{}", msg.require("MsgId")?);
                 self.once(msg, key).await
@@ -318,6 +315,25 @@ impl Callback {
         tracing::info!(channel = %self.channel, publish_id = %event.publish_id, status = event.publish_status, new, "PUBLISHJOBFINISH received");
         if new {
             self.wake.notify_one();
+        }
+        Ok("success".into())
+    }
+
+    /// WeChat's report on a mass send, kept for the delivery that made it (by msg_id).
+    async fn mass_send_finished(&self, msg: &Message) -> Result<String, CallbackError> {
+        let Some(result) = mass_result(&self.appid, msg) else {
+            return Err(CallbackError::BadRequest(
+                "MASSSENDJOBFINISH 缺少 MsgID 或 Status".into(),
+            ));
+        };
+        let new = self
+            .store
+            .record_wechat_mass_result(&result, Utc::now())
+            .await?;
+        if result.status == "send success" {
+            tracing::info!(channel = %self.channel, msg_id = %result.msg_id, sent = ?result.sent_count, errors = ?result.error_count, new, "MASSSENDJOBFINISH received: 群发成功");
+        } else {
+            tracing::warn!(channel = %self.channel, msg_id = %result.msg_id, status = %result.status, cause = %crate::channel::wechat::mass_status_text(&result.status), new, "MASSSENDJOBFINISH received: 群发未成功");
         }
         Ok("success".into())
     }
@@ -692,6 +708,29 @@ pub fn publish_event(appid: &str, m: &Message) -> Option<WechatPublishEvent> {
     })
 }
 
+/// The MASSSENDJOBFINISH event in a push, if that is what it is (MsgID with a capital D).
+pub fn mass_result(appid: &str, m: &Message) -> Option<crate::store::WechatMassResult> {
+    if m.event() != Some("MASSSENDJOBFINISH") {
+        return None;
+    }
+    let count = |f: &str| m.get(f).and_then(|v| v.trim().parse::<i64>().ok());
+    Some(crate::store::WechatMassResult {
+        appid: appid.to_string(),
+        msg_id: m
+            .get("MsgID")
+            .or_else(|| m.get("MsgId"))?
+            .trim()
+            .to_string(),
+        status: m.get("Status")?.trim().to_string(),
+        total_count: count("TotalCount"),
+        filter_count: count("FilterCount"),
+        sent_count: count("SentCount"),
+        error_count: count("ErrorCount"),
+        received_at: None,
+        times_received: 1,
+    })
+}
+
 /// The PUBLISHJOBFINISH event in a raw push (plain XML), if that is what it is.
 pub fn parse_publish_event(appid: &str, xml: &str) -> Option<WechatPublishEvent> {
     publish_event(appid, &Message::parse(xml).ok()?)
@@ -700,6 +739,18 @@ pub fn parse_publish_event(appid: &str, xml: &str) -> Option<WechatPublishEvent>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mass_send_report_sample_parses() {
+        let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oU]]></FromUserName><CreateTime>1394524295</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[MASSSENDJOBFINISH]]></Event><MsgID>1000001625</MsgID><Status><![CDATA[err(30003)]]></Status><TotalCount>0</TotalCount><FilterCount>0</FilterCount><SentCount>0</SentCount><ErrorCount>0</ErrorCount><CopyrightCheckResult><Count>2</Count><ResultList><item><ArticleIdx>1</ArticleIdx><AuditState>2</AuditState></item></ResultList><CheckState>2</CheckState></CopyrightCheckResult></xml>";
+        let r = mass_result("wx1", &Message::parse(xml).unwrap()).unwrap();
+        assert_eq!(r.msg_id, "1000001625");
+        assert_eq!(r.status, "err(30003)");
+        assert_eq!(r.sent_count, Some(0));
+        let no_id =
+            "<xml><Event><![CDATA[MASSSENDJOBFINISH]]></Event><Status>send success</Status></xml>";
+        assert_eq!(mass_result("wx1", &Message::parse(no_id).unwrap()), None);
+    }
 
     #[test]
     fn the_official_publish_event_sample_parses() {

@@ -550,7 +550,26 @@ async fn a_mass_send_happens_once_across_a_retry() {
         wx["mass_sends"][0]["clientmsgid"].as_str(),
         Some(gongkai::channel::wechat::clientmsgid("zpmzj-2017-wxm1", 1, "wechat").as_str())
     );
-    assert!(row.progress.unwrap()["mass_msg_id"].is_string());
+    assert!(row.progress.as_ref().unwrap()["mass_msg_id"].is_string());
+    // WeChat's report on the job (MASSSENDJOBFINISH, pushed to the callback) is kept for
+    // the delivery: the operator sees it with the delivery.
+    let mut report = None;
+    for _ in 0..100 {
+        report = app.ledger.mass_result(&row).await.unwrap();
+        if report.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let report = report.expect("MASSSENDJOBFINISH recorded");
+    assert_eq!(report.status, "send success");
+    assert_eq!(
+        report.sent_count,
+        Some(gongkai::sandbox::wechat::SANDBOX_FOLLOWERS - 2)
+    );
+    assert_eq!(report.times_received, 1);
+    let shown = gongkai::channel::wechat::mass_summary(&report);
+    assert!(shown.starts_with("群发成功；粉丝 1200"), "{shown}");
     // Another category is published only.
     let mut other = wx_disclosure("zpmzj-2017-wxm2", 1);
     other["category"] = json!("jgzn");
