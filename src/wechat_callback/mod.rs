@@ -351,10 +351,20 @@ impl Callback {
                 return Ok(answer);
             }
         }
+        // A reply in the cache needs no task and no deadline (the common case in a burst).
+        let cached = self.cached_reply(msg);
         let me = self.clone();
         let m = msg.clone();
-        let mut work = tokio::spawn(async move { me.work(&m).await });
-        match tokio::time::timeout(self.settings.reply_budget, &mut work).await {
+        let mut work = match cached {
+            Some(_) => None,
+            None => Some(tokio::spawn(async move { me.work(&m).await })),
+        };
+        let done = match (cached, work.as_mut()) {
+            (Some(reply), _) => Ok(Ok(Ok(reply))),
+            (None, Some(task)) => tokio::time::timeout(self.settings.reply_budget, task).await,
+            (None, None) => unreachable!("a task is spawned when nothing is cached"),
+        };
+        match done {
             Ok(done) => {
                 let reply = done
                     .map_err(|e| StoreError::Other(anyhow::anyhow!("reply task failed: {e}")))??;
@@ -388,6 +398,7 @@ impl Callback {
                     .answer_wechat_message(&self.appid, &key, "success", Utc::now())
                     .await?;
                 let me = self.clone();
+                let work = work.expect("only a task can run over budget");
                 tokio::spawn(async move {
                     match work.await {
                         Ok(Ok(reply)) => me.send_custom(&to, &reply).await,
@@ -432,7 +443,7 @@ impl Callback {
     async fn work(&self, msg: &Message) -> Result<Reply, CallbackError> {
         if msg.msg_type() == Some("text") {
             let q = msg.get("Content").unwrap_or("").trim();
-            return self.cached(format!("text:{q}"), self.search(q)).await;
+            return self.cached(cache_key(msg), self.search(q)).await;
         }
         match msg.event() {
             Some("subscribe") => Ok(Reply::Text {
@@ -440,18 +451,28 @@ impl Callback {
             }),
             Some("CLICK") => {
                 let key = msg.get("EventKey").unwrap_or("");
-                self.cached(format!("click:{key}"), self.click(key)).await
+                self.cached(cache_key(msg), self.click(key)).await
             }
             _ => Ok(Reply::Success),
         }
     }
 
+    /// The cached answer to `msg`, if it is a search or a menu click answered before
+    /// (under the current published generation).
+    fn cached_reply(&self, msg: &Message) -> Option<Reply> {
+        self.cache
+            .get(&cache_key(msg)?, self.store.published_generation())
+    }
+
     /// The answer `compute` gives, reused while nothing new was published (see `cache`).
     async fn cached(
         &self,
-        key: String,
+        key: Option<String>,
         compute: impl std::future::Future<Output = Result<Reply, CallbackError>>,
     ) -> Result<Reply, CallbackError> {
+        let Some(key) = key else {
+            return compute.await;
+        };
         let generation = self.store.published_generation();
         if let Some(r) = self.cache.get(&key, generation) {
             return Ok(r);
@@ -658,6 +679,18 @@ pub fn open_push(
         .decrypt(enc)
         .map_err(|e| CallbackError::BadRequest(format!("解密失败：{e}")))?;
     Ok((Message::parse(&plain)?, true))
+}
+
+/// Where the answer to `msg` is cached: searches by their text, menu clicks by their key;
+/// other messages are not cached.
+fn cache_key(msg: &Message) -> Option<String> {
+    if msg.msg_type() == Some("text") {
+        Some(format!("text:{}", msg.get("Content").unwrap_or("").trim()))
+    } else if msg.event() == Some("CLICK") {
+        Some(format!("click:{}", msg.get("EventKey").unwrap_or("")))
+    } else {
+        None
+    }
 }
 
 /// Whether `msg` is probably one of WeChat's retries (see `RETRY_AGE_SECS`); a message
