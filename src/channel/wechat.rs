@@ -1526,8 +1526,8 @@ async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>) -> Result<
 /// `publish_id` is a JSON string in the API but digits in the event: accept both.
 /// The mass send's `msg_id` recorded in a WeChat delivery's progress (JSON), if it made
 /// one: where the operator's view finds WeChat's report on it (MASSSENDJOBFINISH).
-pub fn mass_msg_id(progress: &str) -> Option<String> {
-    serde_json::from_str::<State>(progress)
+pub fn mass_msg_id(progress: &Value) -> Option<String> {
+    State::deserialize(progress)
         .ok()?
         .mass_msg_id
         .filter(|m| m != "?")

@@ -98,7 +98,7 @@ impl Ledger {
         let Some(msg_id) = d
             .progress
             .as_ref()
-            .and_then(|p| crate::channel::wechat::mass_msg_id(&p.to_string()))
+            .and_then(crate::channel::wechat::mass_msg_id)
         else {
             return Ok(None);
         };

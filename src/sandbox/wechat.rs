@@ -725,7 +725,12 @@ async fn finish_publish(state: &WechatState, publish_id: &str, base: &str) {
 <item><idx>1</idx><article_url><![CDATA[{url}]]></article_url></item></article_detail></PublishEventInfo></xml>",
         chrono::Utc::now().timestamp()
     );
-    let sent = push_event(state, &callback, &token, xml).await;
+    push_and_count(state, &callback, &token, xml).await;
+}
+
+/// Pushes an event and counts it as sent or failed in the emulator's state.
+async fn push_and_count(state: &WechatState, url: &str, token: &str, xml: String) {
+    let sent = push_event(state, url, token, xml).await;
     let mut g = state.inner.lock().unwrap();
     if sent {
         g.callbacks_sent += 1;
@@ -1020,13 +1025,7 @@ async fn mass_sendall(State(state): State<WechatState>, q: Q, body: Bytes) -> Re
                 chrono::Utc::now().timestamp(),
                 SANDBOX_FOLLOWERS - 2
             );
-            let sent = push_event(&st, &callback, &token, xml).await;
-            let mut g = st.inner.lock().unwrap();
-            if sent {
-                g.callbacks_sent += 1;
-            } else {
-                g.callback_failures += 1;
-            }
+            push_and_count(&st, &callback, &token, xml).await;
         });
     }
     Json(json!({

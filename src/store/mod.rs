@@ -823,3 +823,13 @@ pub async fn connect_with(
         )
     }
 }
+
+/// `record_wechat_mass_result` (both backends): the first report is kept, a repeat
+/// counts; returns how often it was received.
+const MASS_RESULT_SQL: &str =
+    "INSERT INTO wechat_mass_results (appid, msg_id, status, total_count, filter_count,
+         sent_count, error_count, received_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (appid, msg_id) DO UPDATE SET
+         times_received = wechat_mass_results.times_received + 1
+     RETURNING times_received";

@@ -1462,7 +1462,7 @@ impl Store for PostgresStore {
         lease: Duration,
     ) -> StoreResult<Option<String>> {
         let now_ms = ms(now);
-        sqlx::query_scalar(super::sqlite::RECORD_ANSWER_SQL)
+        sqlx::query_scalar(RECORD_ANSWER_SQL)
             .bind(appid)
             .bind(key)
             .bind(reply)
@@ -1494,7 +1494,7 @@ impl Store for PostgresStore {
         result: &WechatMassResult,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let times: i64 = sqlx::query_scalar(super::sqlite::MASS_RESULT_SQL)
+        let times: i64 = sqlx::query_scalar(super::MASS_RESULT_SQL)
             .bind(&result.appid)
             .bind(&result.msg_id)
             .bind(&result.status)
@@ -2075,6 +2075,22 @@ fn attempt_from_row(row: &PgRow) -> StoreResult<AttemptRow> {
         duration_ms: col(row, "duration_ms")?,
     })
 }
+
+/// `record_wechat_answer` in one statement (SQLite batches it: `record_answers`): insert the
+/// answered message, or
+/// count the request and give back the stored reply; a claim whose instance died (no
+/// reply after the lease) takes this answer.
+const RECORD_ANSWER_SQL: &str =
+    "INSERT INTO wechat_messages (appid, dedupe_key, reply, received_at, answered_at)
+     VALUES ($1, $2, $3, $4, $4)
+     ON CONFLICT (appid, dedupe_key) DO UPDATE SET
+         times_received = wechat_messages.times_received + 1,
+         reply = CASE WHEN wechat_messages.reply IS NULL AND wechat_messages.received_at < $5
+                      THEN excluded.reply ELSE wechat_messages.reply END,
+         answered_at = CASE WHEN wechat_messages.reply IS NULL
+                                 AND wechat_messages.received_at < $5
+                            THEN excluded.answered_at ELSE wechat_messages.answered_at END
+     RETURNING reply";
 
 #[cfg(test)]
 mod tests {

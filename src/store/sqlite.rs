@@ -264,7 +264,7 @@ async fn answer_batches(writer: SqlitePool, mut rx: mpsc::Receiver<AnswerJob>) {
     }
 }
 
-/// One statement for a batch of answers (see `RECORD_ANSWER_SQL`, the one-row form): each
+/// One statement for a batch of answers (see postgres.rs' `RECORD_ANSWER_SQL`, the one-row form): each
 /// message once (a message twice in the batch counts twice), the reply to give by
 /// (appid, key). A claim counts as stale by the batch's earliest lease.
 async fn record_answers(
@@ -1667,7 +1667,7 @@ impl Store for SqliteStore {
         result: &WechatMassResult,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let times: i64 = sqlx::query_scalar(MASS_RESULT_SQL)
+        let times: i64 = sqlx::query_scalar(super::MASS_RESULT_SQL)
             .bind(&result.appid)
             .bind(&result.msg_id)
             .bind(&result.status)
@@ -2045,31 +2045,6 @@ fn published_items(rows: &[SqliteRow], limit: usize) -> StoreResult<Vec<Publishe
     }
     Ok(out)
 }
-
-/// `record_wechat_answer`, one row (PostgreSQL; SQLite batches it, `record_answers`): insert the answered message, or
-/// count the request and give back the stored reply; a claim whose instance died (no
-/// reply after the lease) takes this answer.
-pub(super) const RECORD_ANSWER_SQL: &str =
-    "INSERT INTO wechat_messages (appid, dedupe_key, reply, received_at, answered_at)
-     VALUES ($1, $2, $3, $4, $4)
-     ON CONFLICT (appid, dedupe_key) DO UPDATE SET
-         times_received = wechat_messages.times_received + 1,
-         reply = CASE WHEN wechat_messages.reply IS NULL AND wechat_messages.received_at < $5
-                      THEN excluded.reply ELSE wechat_messages.reply END,
-         answered_at = CASE WHEN wechat_messages.reply IS NULL
-                                 AND wechat_messages.received_at < $5
-                            THEN excluded.answered_at ELSE wechat_messages.answered_at END
-     RETURNING reply";
-
-/// `record_wechat_mass_result` (both backends): the first report is kept, a repeat
-/// counts; returns how often it was received.
-pub(super) const MASS_RESULT_SQL: &str =
-    "INSERT INTO wechat_mass_results (appid, msg_id, status, total_count, filter_count,
-         sent_count, error_count, received_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (appid, msg_id) DO UPDATE SET
-         times_received = wechat_mass_results.times_received + 1
-     RETURNING times_received";
 
 /// `complete_attempt`, inside a group's transaction.
 async fn complete_in(

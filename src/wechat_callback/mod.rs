@@ -352,17 +352,15 @@ impl Callback {
             }
         }
         // A reply in the cache needs no task and no deadline (the common case in a burst).
-        let cached = self.cached_reply(msg);
-        let me = self.clone();
-        let m = msg.clone();
-        let mut work = match cached {
-            Some(_) => None,
-            None => Some(tokio::spawn(async move { me.work(&m).await })),
-        };
-        let done = match (cached, work.as_mut()) {
-            (Some(reply), _) => Ok(Ok(Ok(reply))),
-            (None, Some(task)) => tokio::time::timeout(self.settings.reply_budget, task).await,
-            (None, None) => unreachable!("a task is spawned when nothing is cached"),
+        let (done, work) = match self.cached_reply(msg) {
+            Some(reply) => (Ok(Ok(Ok(reply))), None),
+            None => {
+                let me = self.clone();
+                let m = msg.clone();
+                let mut task = tokio::spawn(async move { me.work(&m).await });
+                let done = tokio::time::timeout(self.settings.reply_budget, &mut task).await;
+                (done, Some(task))
+            }
         };
         match done {
             Ok(done) => {
