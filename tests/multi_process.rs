@@ -61,7 +61,8 @@ fn sha256_hex(s: &str) -> String {
 /// Disclosure `i`: its own title and body (the WeChat emulator counts an article whose
 /// title and content are already live as a duplicate), to the website and WeChat.
 fn disclosure(i: usize) -> Vec<u8> {
-    let body = format!("<p>第{i}号：现将本季度城乡低保资金发放情况公示如下，公示期七个工作日。</p>");
+    let body =
+        format!("<p>第{i}号：现将本季度城乡低保资金发放情况公示如下，公示期七个工作日。</p>");
     serde_json::to_vec(&json!({
         "disclosure_id": format!("zpmzj-mp-{i:05}"),
         "revision": 1,
@@ -214,12 +215,7 @@ async fn three_instances_on_postgres_deliver_everything_exactly_once_when_one_is
     let client = reqwest::Client::new();
     for api in &apis {
         let t = Instant::now();
-        while client
-            .get(format!("{api}/healthz"))
-            .send()
-            .await
-            .is_err()
-        {
+        while client.get(format!("{api}/healthz")).send().await.is_err() {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
                 "{api} did not start\n{}",
@@ -228,10 +224,10 @@ async fn three_instances_on_postgres_deliver_everything_exactly_once_when_one_is
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    sandbox.state().wechat().set_callback(
-        APPID,
-        Some(format!("{}/wechat/wechat/callback", apis[0])),
-    );
+    sandbox
+        .state()
+        .wechat()
+        .set_callback(APPID, Some(format!("{}/wechat/wechat/callback", apis[0])));
     let ready = started.elapsed();
 
     // Act: submit over HTTP, 24 at a time, spread over the instances as a load balancer
@@ -354,7 +350,10 @@ async fn three_instances_on_postgres_deliver_everything_exactly_once_when_one_is
                 .unwrap();
             assert!(status.success());
             let exit = child.wait().unwrap();
-            assert!(exit.success(), "mp-{k} should exit 0 on SIGTERM, got {exit}");
+            assert!(
+                exit.success(),
+                "mp-{k} should exit 0 on SIGTERM, got {exit}"
+            );
             *slot = None;
         }
     }
@@ -363,16 +362,27 @@ async fn three_instances_on_postgres_deliver_everything_exactly_once_when_one_is
     let state = sandbox.state().snapshot();
     let gov = &state["gov_site"];
     assert_eq!(gov["duplicates"], 0, "website duplicates");
-    assert_eq!(gov["accepted"], n as u64, "website: each disclosure applied once");
+    assert_eq!(
+        gov["accepted"], n as u64,
+        "website: each disclosure applied once"
+    );
     let docs = gov["docs"].as_array().unwrap();
     let ids: HashSet<&str> = docs
         .iter()
         .map(|d| d["disclosure_id"].as_str().unwrap())
         .collect();
-    assert_eq!((docs.len(), ids.len()), (n, n), "website: every disclosure once");
+    assert_eq!(
+        (docs.len(), ids.len()),
+        (n, n),
+        "website: every disclosure once"
+    );
     let wx = &state["wechat"];
     assert_eq!(wx["duplicates"], 0, "WeChat duplicates");
-    assert_eq!(wx["publishes"].as_array().unwrap().len(), n, "WeChat: one publish job each");
+    assert_eq!(
+        wx["publishes"].as_array().unwrap().len(),
+        n,
+        "WeChat: one publish job each"
+    );
     let articles = wx["articles"].as_array().unwrap();
     let titles: HashSet<&str> = articles
         .iter()
@@ -416,7 +426,11 @@ async fn three_instances_on_postgres_deliver_everything_exactly_once_when_one_is
     .iter()
     .map(|r| (r.get("instance"), r.get("n")))
     .collect();
-    assert_eq!(by_instance.len(), INSTANCES, "every instance delivered: {by_instance:?}");
+    assert_eq!(
+        by_instance.len(),
+        INSTANCES,
+        "every instance delivered: {by_instance:?}"
+    );
     let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM attempts")
         .fetch_one(&pool)
         .await

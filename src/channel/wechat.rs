@@ -58,6 +58,8 @@ pub const CONTENT_MAX_CHARS: usize = 20_000;
 pub const CONTENT_MAX_BYTES: usize = 1024 * 1024;
 /// Refresh a token this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
+/// How many pages (20 each) of the publish record an interrupted submit is looked for in.
+const RECONCILE_MAX_PAGES: usize = 500;
 /// How long one instance may hold the token refresh lock.
 const TOKEN_LOCK_LEASE: Duration = Duration::from_secs(30);
 
@@ -321,6 +323,9 @@ struct State {
     /// Set before `freepublish/submit` is sent, cleared when WeChat said no: if found set
     /// on resume, the submit may have happened.
     submitting: bool,
+    /// When the last `freepublish/submit` was sent (set with `submitting`): how far back
+    /// the publish record must be searched when the submit's answer was lost.
+    submit_started_at: Option<chrono::DateTime<Utc>>,
     publish_id: Option<String>,
     submitted_at: Option<chrono::DateTime<Utc>>,
     /// Articles of earlier revisions deleted after this one was published.
@@ -418,25 +423,34 @@ impl Wechat {
     async fn refresh_token(&self, stale: Option<&str>) -> Result<String, DeliveryError> {
         let store = self.store()?;
         let _one = self.refresh.lock().await;
-        let margin = chrono::Duration::from_std(TOKEN_MARGIN).expect("small");
         for _ in 0..200 {
             let now = Utc::now();
-            if let Some(t) = store
-                .wechat_token(&self.cfg.appid)
-                .await
-                .map_err(store_err)?
-            {
-                if let (Some(tok), Some(exp)) = (&t.access_token, t.expires_at) {
-                    if Some(tok.as_str()) != stale && exp > now + margin {
-                        return Ok(tok.clone());
-                    }
-                }
+            if let Some(tok) = self.usable_token(stale).await? {
+                return Ok(tok);
             }
             if store
                 .lock_wechat_token_refresh(&self.cfg.appid, &self.holder, now, TOKEN_LOCK_LEASE)
                 .await
                 .map_err(store_err)?
             {
+                // Look again under the lock: another instance may have stored a token and
+                // released the lock between the look above and taking it (a second grant
+                // otherwise; found by the three-instance test).
+                match self.usable_token(stale).await {
+                    Ok(Some(tok)) => {
+                        let _ = store
+                            .unlock_wechat_token_refresh(&self.cfg.appid, &self.holder)
+                            .await;
+                        return Ok(tok);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = store
+                            .unlock_wechat_token_refresh(&self.cfg.appid, &self.holder)
+                            .await;
+                        return Err(e);
+                    }
+                }
                 let got = self.fetch_token().await;
                 match got {
                     Ok((tok, expires_in)) => {
@@ -465,6 +479,22 @@ impl Wechat {
             "渠道 {}：另一个实例正在刷新 access_token，等待超时",
             self.name
         )))
+    }
+
+    /// The stored token if it is not `stale` and does not expire within the margin.
+    async fn usable_token(&self, stale: Option<&str>) -> Result<Option<String>, DeliveryError> {
+        let margin = chrono::Duration::from_std(TOKEN_MARGIN).expect("small");
+        let t = self
+            .store()?
+            .wechat_token(&self.cfg.appid)
+            .await
+            .map_err(store_err)?;
+        Ok(t.and_then(|t| match (t.access_token, t.expires_at) {
+            (Some(tok), Some(exp)) if Some(tok.as_str()) != stale && exp > Utc::now() + margin => {
+                Some(tok)
+            }
+            _ => None,
+        }))
     }
 
     async fn fetch_token(&self) -> Result<(String, i64), DeliveryError> {
@@ -1123,6 +1153,7 @@ impl Wechat {
             }
             if st.publish_id.is_none() && st.article_id.is_none() {
                 st.submitting = true;
+                st.submit_started_at = Some(Utc::now());
                 save(progress, &st).await?;
                 match self
                     .call(
@@ -1277,32 +1308,58 @@ impl Wechat {
         let want = self.article(request, "", None, &images)?;
         let title = want["title"].as_str().unwrap_or_default().to_string();
         let content = want["content"].as_str().unwrap_or_default().to_string();
-        let v = match self
-            .call(
-                "/cgi-bin/freepublish/batchget",
-                Body::Json(json!({"offset": 0, "count": 20, "no_content": 0})),
-            )
-            .await
-        {
-            Ok(v) => v,
-            Err(e) => {
-                return self
-                    .failed("核对发表记录（freepublish/batchget）", e, Kind::Read)
-                    .map(Some)
-            }
+        // The record is newest first, 20 a page: page back until the articles are older
+        // than the submit (less a margin for the two clocks), not just the newest 20 — on a
+        // busy account (several instances working a backlog) the article is soon further
+        // down. Without the submit's time (progress saved by an older version), a bounded
+        // number of pages.
+        let since = st
+            .submit_started_at
+            .map(|t| (t - chrono::Duration::minutes(10)).timestamp());
+        let max_pages = if since.is_some() {
+            RECONCILE_MAX_PAGES
+        } else {
+            10
         };
-        for item in v["item"].as_array().into_iter().flatten() {
-            let news = &item["content"]["news_item"][0];
-            if news["title"].as_str() == Some(title.as_str())
-                && news["content"].as_str().map(strip_scripts).as_deref()
-                    == Some(strip_scripts(&content).as_str())
+        let strip_wanted = strip_scripts(&content);
+        let mut offset = 0usize;
+        for _ in 0..max_pages {
+            let v = match self
+                .call(
+                    "/cgi-bin/freepublish/batchget",
+                    Body::Json(json!({"offset": offset, "count": 20, "no_content": 0})),
+                )
+                .await
             {
-                st.article_id = item["article_id"].as_str().map(str::to_string);
-                st.article_url = news["url"].as_str().map(str::to_string);
-                st.submitting = false;
-                save(progress, st).await?;
-                tracing::info!(channel = %self.name, disclosure_id = %request.disclosure_id, article_id = ?st.article_id, "an interrupted submit had gone through; not submitting again");
-                return Ok(None);
+                Ok(v) => v,
+                Err(e) => {
+                    return self
+                        .failed("核对发表记录（freepublish/batchget）", e, Kind::Read)
+                        .map(Some)
+                }
+            };
+            let items = v["item"].as_array().cloned().unwrap_or_default();
+            for item in &items {
+                let news = &item["content"]["news_item"][0];
+                if news["title"].as_str() == Some(title.as_str())
+                    && news["content"].as_str().map(strip_scripts).as_deref()
+                        == Some(strip_wanted.as_str())
+                {
+                    st.article_id = item["article_id"].as_str().map(str::to_string);
+                    st.article_url = news["url"].as_str().map(str::to_string);
+                    st.submitting = false;
+                    save(progress, st).await?;
+                    tracing::info!(channel = %self.name, disclosure_id = %request.disclosure_id, article_id = ?st.article_id, "an interrupted submit had gone through; not submitting again");
+                    return Ok(None);
+                }
+            }
+            offset += items.len();
+            let older = |item: &Value| {
+                since.is_some_and(|s| item["update_time"].as_i64().is_some_and(|t| t < s))
+            };
+            let total = v["total_count"].as_u64().unwrap_or(0) as usize;
+            if items.is_empty() || offset >= total || items.last().is_some_and(older) {
+                break;
             }
         }
         let since = st.submitted_at.get_or_insert_with(Utc::now).to_owned();

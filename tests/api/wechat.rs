@@ -20,6 +20,8 @@ const CB_TOKEN: &str = "cbtoken123";
 
 struct WxApp {
     app: TestApp,
+    /// The PostgreSQL database of an app made by `spawn_wechat_app_on`, dropped after it.
+    _pg: Option<pg::TestDatabase>,
 }
 
 impl std::ops::Deref for WxApp {
@@ -75,10 +77,32 @@ async fn build(dir: &std::path::Path, config: &std::path::Path, instance: &str) 
 /// An app with a `wechat` channel on the emulated account; `callback` = the emulator pushes
 /// PUBLISHJOBFINISH to the app.
 async fn spawn_wechat_app(callback: bool, extra: &str) -> WxApp {
+    spawn_wechat_app_on(None, callback, extra).await
+}
+
+/// Like `spawn_wechat_app`, on the PostgreSQL `database` when given.
+async fn spawn_wechat_app_on(
+    database: Option<pg::TestDatabase>,
+    callback: bool,
+    extra: &str,
+) -> WxApp {
     let sandbox = wechat_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let config_path = lay_out(dir.path(), &sandbox);
     write_channel(dir.path(), &sandbox, extra);
+    if let Some(db) = &database {
+        let text = std::fs::read_to_string(&config_path).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("database_url"))
+            .expect("the config names its database")
+            .to_string();
+        std::fs::write(
+            &config_path,
+            text.replace(&line, &format!("database_url = {:?}", db.url)),
+        )
+        .unwrap();
+    }
     let app = build(dir.path(), &config_path, "test-worker").await;
     let api = format!("http://{}", app.addr());
     if callback {
@@ -93,6 +117,7 @@ async fn spawn_wechat_app(callback: bool, extra: &str) -> WxApp {
     tokio::spawn(app.run_until_stopped(rx));
     WxApp {
         app: TestApp::from_parts(dir, config_path, api, ledger, worker, sandbox, stop),
+        _pg: database,
     }
 }
 
@@ -286,6 +311,180 @@ async fn a_crash_between_draft_and_submit_publishes_exactly_once() {
         // cut-short submit had gone through (found by reconciling) or not (submitted again).
         assert_eq!(wx["calls"]["/cgi-bin/freepublish/submit"], 1);
     }
+}
+
+/// Regression (found by tests/multi_process.rs): the answer of a submit was lost, and by
+/// the time the delivery is taken up again more than a page (20) of newer articles were
+/// published; the article is found further back in the publish record, not waited for
+/// forever and not submitted again.
+#[tokio::test]
+async fn an_interrupted_submit_is_found_behind_a_page_of_newer_articles() {
+    let app = spawn_wechat_app(false, "").await;
+    // The submit is carried out, but its answer hangs; the attempt is killed meanwhile.
+    app.fault(json!({
+        "path": "/wechat_api/cgi-bin/freepublish/submit", "count": 1,
+        "status": 504, "delay_ms": 1500, "after_processing": true
+    }))
+    .await;
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wxp0", 1)).await;
+    let short = Arc::new(Worker::new(
+        app.ledger.store.clone(),
+        gongkai::channel::Registry::build_with_store(
+            &app.ledger.settings.channels,
+            app.ledger.store.clone(),
+        )
+        .unwrap(),
+        Arc::new(gongkai::render::Renderer::load(&app.ledger.settings.templates_path()).unwrap()),
+        app.ledger.settings.clone(),
+        app.ledger.wake.clone(),
+    ));
+    let killed = tokio::time::timeout(Duration::from_millis(500), short.run_once(Utc::now())).await;
+    assert!(killed.is_err(), "the attempt was cut short");
+    // Newer articles (a later second on the record) while the claim's lease runs.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut others = Vec::new();
+    for i in 1..=25 {
+        let d = disclosure_with_body(
+            &format!("zpmzj-2017-wxp{i}"),
+            1,
+            &format!("<p>第{i}条较新的公示</p>"),
+        );
+        let mut d = d;
+        d["channels"] = json!(["wechat"]);
+        others.push(app.publish(&d).await);
+    }
+    for _ in 0..100 {
+        // Within the lease of the cut-short claim (2 minutes): only the newer ones.
+        app.worker
+            .run_once(Utc::now() + chrono::Duration::seconds(10))
+            .await
+            .unwrap();
+        let rows = app.deliveries().await;
+        if rows
+            .iter()
+            .filter(|r| others.contains(&r.id))
+            .all(|r| r.status == DeliveryStatus::Delivered)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(app.wx().await["live_articles"].as_u64().unwrap() >= 26);
+
+    // Taken up again after the lease: found on the second page of the record.
+    for _ in 0..20 {
+        app.worker
+            .run_once(Utc::now() + chrono::Duration::days(1))
+            .await
+            .unwrap();
+        if app
+            .ledger
+            .store
+            .get_delivery(id)
+            .await
+            .unwrap()
+            .status
+            .is_final()
+        {
+            break;
+        }
+    }
+    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    assert_eq!(d.status, DeliveryStatus::Delivered, "{:?}", d.last_error);
+    let wx = app.wx().await;
+    assert_eq!(
+        wx["calls"]["/cgi-bin/freepublish/submit"], 26,
+        "never submitted again"
+    );
+    assert_eq!(wx["live_articles"], 26);
+    assert_eq!(wx["duplicates"], 0);
+    let article = wx["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["article_id"].as_str() == d.remote_id.as_deref())
+        .expect("the delivery names its article");
+    assert!(article["title"].as_str().is_some());
+}
+
+/// Regression (found by tests/multi_process.rs): another instance stores its fresh token
+/// and lets go of the refresh lock after this one looked for a token and before it takes
+/// the lock. This one must use the stored token, not get a second one. On PostgreSQL the
+/// interleaving is made exact with a row lock that the lock attempt waits on.
+#[tokio::test]
+async fn a_token_stored_between_the_look_and_the_lock_is_used_not_granted_again() {
+    let Some(database) = pg::TestDatabase::create().await else {
+        return;
+    };
+    let url = database.url.clone();
+    let app = spawn_wechat_app_on(Some(database), false, "token_mode = \"token\"\n").await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // The other instance's token, granted by the emulator.
+    let granted: Value = reqwest::get(format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={APP_SECRET}",
+        app.sandbox.wechat_api_base()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let token = granted["access_token"].as_str().unwrap().to_string();
+    sqlx::query("INSERT INTO wechat_tokens (appid, updated_at) VALUES ($1, 0)")
+        .bind(APPID)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM wechat_tokens WHERE appid = $1 FOR UPDATE")
+        .bind(APPID)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+
+    let id = app.publish(&wx_disclosure("zpmzj-2017-wxt", 1)).await;
+    let worker = app.worker.clone();
+    let run = tokio::spawn(async move { worker.run_once(Utc::now()).await });
+    // This instance found no token and now waits for the refresh lock.
+    let start = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The other instance stores its token and lets go of the lock.
+    sqlx::query(
+        "UPDATE wechat_tokens SET access_token = $2, expires_at = $3, grants = 1,
+             refreshing_by = NULL, refreshing_until = NULL WHERE appid = $1",
+    )
+    .bind(APPID)
+    .bind(&token)
+    .bind((Utc::now() + chrono::Duration::hours(2)).timestamp_millis())
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    other.commit().await.unwrap();
+    run.await.unwrap().unwrap();
+    app.settle().await;
+
+    let wx = assert_one_article(&app, id).await;
+    assert_eq!(
+        wx["grants"], 1,
+        "the stored token was used, not a second grant"
+    );
+    pool.close().await;
 }
 
 #[tokio::test]
