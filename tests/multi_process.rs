@@ -439,11 +439,12 @@ async fn three_instances_on_postgres_deliver_everything_exactly_once_when_one_is
         "gongkai: multi-process test: {n} disclosures ({total} deliveries, {attempts} attempts, \
          {lost} lost) through {INSTANCES} instances in {:.1} s (ready {:.1} s, mp-{VICTIM} killed \
          at {:.1} s with {in_flight_of_victim} in flight, all submitted {:.1} s); delivered by \
-         instance: {by_instance:?}",
+         instance: {by_instance:?}; WeChat calls: {}",
         done.as_secs_f64(),
         ready.as_secs_f64(),
         killed_at.as_secs_f64(),
-        submitted.as_secs_f64()
+        submitted.as_secs_f64(),
+        wx["calls"]
     );
     drop(store);
     sandbox.shutdown().await;
