@@ -1,17 +1,26 @@
 //! Benchmark (issue 7): deliveries per second through the website channel against the
-//! sandbox's platform emulator, with 1 and 2 `gongkai serve` processes on one PostgreSQL
+//! sandbox's platform emulator, with 1, 2 and 3 `gongkai serve` processes on one PostgreSQL
 //! database, and with 1 on SQLite, printed side by side; twice: the sandbox answering at
 //! once, and the sandbox adding 50 ms to every call (real platforms are that slow).
 //! Each run gets a fresh database (SQLite file / PostgreSQL database) and its own
 //! disclosure ids; the disclosures are accepted before the instances start, and the clock
 //! runs from starting the instances until the last delivery is done.
 //!
-//!     cargo bench --bench scale_out
-//!     GONGKAI_BENCH_N=1000 GONGKAI_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
-//!         cargo bench --bench scale_out
+//! Per delivery it also prints the CPU of the gongkai processes, the CPU of the PostgreSQL
+//! backends serving them (the database's share; the backends of this run's database, the
+//! benchmark's own connection excluded) and the transactions they committed. CPU figures are
+//! steadier than deliveries/s on a shared machine; the load average is printed with them.
 //!
-//! The PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test) is used to
-//! create and drop a database per run.
+//!     cargo bench --bench scale_out
+//!     GONGKAI_BENCH_N=1000 GONGKAI_BENCH_REPEAT=3 GONGKAI_BENCH_ONLY=pg1,pg3 \
+//!         GONGKAI_BENCH_DELAYS=50 cargo bench --bench scale_out
+//!
+//! `GONGKAI_BENCH_ONLY`: any of sqlite1, pg1, pg2, pg3 (default all); `GONGKAI_BENCH_DELAYS`:
+//! the sandbox's added latency in ms (default 0,50); `GONGKAI_BENCH_REPEAT`: runs per
+//! configuration (the median is shown, every run is printed); `GONGKAI_BENCH_CONCURRENCY`:
+//! the worker's concurrency per instance (default 32). The PostgreSQL server
+//! (`GONGKAI_BENCH_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/test) is used
+//! to create and drop a database per run.
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
@@ -29,16 +38,26 @@ use gongkai::store::DeliveryFilter;
 
 use common::{cpu_seconds, cpu_seconds_of_command, disclosure, Sandbox, SECRET};
 
+/// The benchmark's own connections to the run's database, told apart from gongkai's.
+const BENCH_APP_NAME: &str = "gongkai-bench";
+
 #[derive(Clone, Copy, PartialEq)]
 enum Backend {
     Sqlite,
     Postgres,
 }
 
+#[derive(Clone, Copy)]
 struct Figures {
     per_second: f64,
+    /// CPU of the gongkai processes.
     cpu_us_per_delivery: f64,
+    /// CPU of the PostgreSQL backends serving the gongkai processes.
     db_cpu_us_per_delivery: Option<f64>,
+    /// CPU of every postgres process on the machine (includes other users of the server).
+    all_pg_cpu_us_per_delivery: Option<f64>,
+    /// Transactions committed on the run's database per delivery (gongkai's).
+    commits_per_delivery: Option<f64>,
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -46,6 +65,12 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 struct Instances(Vec<Child>);
@@ -57,6 +82,29 @@ impl Drop for Instances {
             let _ = child.wait();
         }
     }
+}
+
+/// Process ids of the backends connected to the run's database, the benchmark's excluded.
+async fn backend_pids(pool: &sqlx::PgPool) -> anyhow::Result<Vec<i32>> {
+    Ok(sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name <> $1",
+    )
+    .bind(BENCH_APP_NAME)
+    .fetch_all(pool)
+    .await?)
+}
+
+async fn commits(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
+    // Statistics of other backends as of now, not a snapshot taken earlier in this session.
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(pool)
+        .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 async fn run(
@@ -79,11 +127,25 @@ async fn run(
         database = Some(db);
     }
     let url = settings.resolved_database_url();
-    let store = gongkai::store::connect(&url).await?;
+    let bench_url = if backend == Backend::Postgres {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}application_name={BENCH_APP_NAME}")
+    } else {
+        url.clone()
+    };
+    let store = gongkai::store::connect(&bench_url).await?;
     let ledger = Ledger::new(Arc::clone(&store), Arc::new(settings));
     for i in 0..n {
         ledger.submit(&disclosure(label, i), "bench").await?;
     }
+    let monitor = match backend {
+        Backend::Postgres => Some(sqlx::PgPool::connect(&bench_url).await?),
+        Backend::Sqlite => None,
+    };
+    let commits0 = match &monitor {
+        Some(p) => Some(commits(p).await?),
+        None => None,
+    };
 
     let pg_cpu0 = cpu_seconds_of_command("postgres");
     let t0 = Instant::now();
@@ -101,8 +163,10 @@ async fn run(
                 .spawn()?,
         );
     }
+    let mut polls = 0i64;
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        polls += 1;
         let left = store
             .list_deliveries(
                 gongkai::store::DEFAULT_DEPARTMENT,
@@ -131,8 +195,28 @@ async fn run(
         .iter()
         .map(|c| cpu_seconds(&c.id().to_string()))
         .sum();
+    // The backends started with the instances (after t0): all their CPU is this run's.
+    let db_cpu = match &monitor {
+        Some(p) => Some(
+            backend_pids(p)
+                .await?
+                .iter()
+                .map(|pid| cpu_seconds(&pid.to_string()))
+                .sum::<f64>(),
+        ),
+        None => None,
+    };
     let pg_cpu = cpu_seconds_of_command("postgres") - pg_cpu0;
     drop(children);
+    let commits = match (&monitor, commits0) {
+        (Some(p), Some(c0)) => {
+            // The instances' backends report their counts when they exit.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Less the benchmark's own polls (one transaction each) and these two reads.
+            Some((commits(p).await? - c0 - polls - 2) as f64 / n as f64)
+        }
+        _ => None,
+    };
     let delivered = store
         .list_deliveries(
             gongkai::store::DEFAULT_DEPARTMENT,
@@ -144,32 +228,95 @@ async fn run(
         .await?
         .len();
     anyhow::ensure!(delivered == n, "{label}: {delivered}/{n} delivered");
+    if let Some(p) = monitor {
+        p.close().await;
+    }
     drop(store);
     drop(database);
     Ok(Figures {
         per_second: n as f64 / elapsed.as_secs_f64(),
         cpu_us_per_delivery: cpu * 1e6 / n as f64,
-        db_cpu_us_per_delivery: (backend == Backend::Postgres).then(|| pg_cpu * 1e6 / n as f64),
+        db_cpu_us_per_delivery: db_cpu.map(|c| c * 1e6 / n as f64),
+        all_pg_cpu_us_per_delivery: (backend == Backend::Postgres)
+            .then(|| pg_cpu * 1e6 / n as f64),
+        commits_per_delivery: commits,
     })
+}
+
+fn median(mut runs: Vec<Figures>) -> Figures {
+    runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    let mid = runs[runs.len() / 2];
+    let med = |f: fn(&Figures) -> Option<f64>| {
+        let mut v: Vec<f64> = runs.iter().filter_map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    Figures {
+        per_second: mid.per_second,
+        cpu_us_per_delivery: med(|f| Some(f.cpu_us_per_delivery)).unwrap_or(0.0),
+        db_cpu_us_per_delivery: med(|f| f.db_cpu_us_per_delivery),
+        all_pg_cpu_us_per_delivery: med(|f| f.all_pg_cpu_us_per_delivery),
+        commits_per_delivery: med(|f| f.commits_per_delivery),
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n = env_usize("GONGKAI_BENCH_N", 2000);
     let concurrency = env_usize("GONGKAI_BENCH_CONCURRENCY", 32);
+    let repeat = env_usize("GONGKAI_BENCH_REPEAT", 1).max(1);
+    let only: Option<Vec<String>> = std::env::var("GONGKAI_BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let delays: Vec<u64> = std::env::var("GONGKAI_BENCH_DELAYS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![0, 50]);
     if std::env::var(pg::ENV).is_err() {
         let url = std::env::var("GONGKAI_BENCH_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         std::env::set_var(pg::ENV, url);
     }
     let sandbox = Sandbox::start().await?;
-    let setups = [
-        ("SQLite, 1 instance", Backend::Sqlite, 1),
-        ("PostgreSQL, 1 instance", Backend::Postgres, 1),
-        ("PostgreSQL, 2 instances", Backend::Postgres, 2),
-    ];
+    let setups: Vec<(&str, &str, Backend, usize)> = [
+        ("sqlite1", "SQLite, 1 instance", Backend::Sqlite, 1),
+        ("pg1", "PostgreSQL, 1 instance", Backend::Postgres, 1),
+        ("pg2", "PostgreSQL, 2 instances", Backend::Postgres, 2),
+        ("pg3", "PostgreSQL, 3 instances", Backend::Postgres, 3),
+    ]
+    .into_iter()
+    .filter(|(key, ..)| only.as_ref().is_none_or(|o| o.iter().any(|k| k == key)))
+    .collect();
+    let load_before = load_average();
+    println!(
+        "{n} disclosures per run, worker concurrency {concurrency} per instance, {repeat} run(s) \
+         per configuration; load average {load_before}"
+    );
+    println!(
+        "{:>16} | {:<24} | {:>7} | {:>10} | {:>10} | {:>10} | {:>7} | load",
+        "sandbox", "setup", "deliv/s", "gongkai µs", "PG µs", "all PG µs", "commits"
+    );
     let mut table = Vec::new();
-    for (delay, delay_label) in [(0u64, "at once"), (50, "+50 ms per call")] {
+    let mut fault_set = false;
+    for delay in delays {
+        let delay_label = if delay == 0 {
+            "at once".to_string()
+        } else {
+            format!("+{delay} ms per call")
+        };
+        if fault_set {
+            let r = reqwest::Client::new()
+                .delete(format!("{}/_sandbox/faults", sandbox.base))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().is_success(), "clearing faults: {}", r.status());
+            fault_set = false;
+        }
         if delay > 0 {
             sandbox
                 .fault(serde_json::json!({
@@ -178,43 +325,64 @@ async fn main() -> anyhow::Result<()> {
                     "delay_ms": delay
                 }))
                 .await?;
+            fault_set = true;
         }
-        for (run_no, (name, backend, instances)) in setups.iter().enumerate() {
-            let label = format!("d{delay}-r{run_no}");
-            let f = run(&sandbox, *backend, *instances, n, concurrency, &label).await?;
-            println!(
-                "{delay_label:>16} | {name:<24} | {:>7.0} deliveries/s | {:>6.0} µs CPU/delivery (gongkai) | {}",
-                f.per_second,
-                f.cpu_us_per_delivery,
-                f.db_cpu_us_per_delivery
-                    .map(|c| format!("{c:.0} µs CPU/delivery (PostgreSQL server)"))
-                    .unwrap_or_default()
-            );
-            table.push((delay_label, *name, f));
+        for (key, name, backend, instances) in &setups {
+            let mut runs = Vec::new();
+            for r in 0..repeat {
+                let label = format!("d{delay}-{key}-r{r}");
+                let f = run(&sandbox, *backend, *instances, n, concurrency, &label).await?;
+                println!(
+                    "{delay_label:>16} | {name:<24} | {:>7.0} | {:>10.0} | {:>10} | {:>10} | {:>7} | {}",
+                    f.per_second,
+                    f.cpu_us_per_delivery,
+                    opt(f.db_cpu_us_per_delivery, 0),
+                    opt(f.all_pg_cpu_us_per_delivery, 0),
+                    opt(f.commits_per_delivery, 2),
+                    load_average()
+                );
+                runs.push(f);
+            }
+            table.push((delay_label.clone(), name.to_string(), median(runs)));
         }
     }
     let state = sandbox.state().await?;
     println!(
-        "\n{n} disclosures per run, worker concurrency {concurrency} per instance; platform: {} requests, {} duplicates",
-        state["gov_site"]["requests"], state["gov_site"]["duplicates"]
+        "\nplatform: {} requests, {} duplicates; load average before {load_before}, after {}",
+        state["gov_site"]["requests"],
+        state["gov_site"]["duplicates"],
+        load_average()
     );
-    println!(
-        "\n{:<24} | {:>16} | {:>16}",
-        "deliveries/s", "at once", "+50 ms per call"
-    );
-    for (name, _, _) in &setups {
-        let at = |d: &str| {
-            table
+    println!("\nmedians (CPU per delivery in µs: gongkai processes / their PostgreSQL backends; commits per delivery)");
+    let labels: Vec<String> = {
+        let mut l: Vec<String> = table.iter().map(|(d, ..)| d.clone()).collect();
+        l.dedup();
+        l
+    };
+    print!("{:<24}", "deliveries/s");
+    for l in &labels {
+        print!(" | {l:>34}");
+    }
+    println!();
+    for (_, name, _, _) in &setups {
+        print!("{name:<24}");
+        for l in &labels {
+            let f = table
                 .iter()
-                .find(|(l, nm, _)| *l == d && nm == name)
-                .map(|(_, _, f)| f.per_second)
-                .unwrap_or(0.0)
-        };
-        println!(
-            "{name:<24} | {:>16.0} | {:>16.0}",
-            at("at once"),
-            at("+50 ms per call")
-        );
+                .find(|(d, nm, _)| d == l && nm == name)
+                .map(|(_, _, f)| *f);
+            match f {
+                Some(f) => print!(
+                    " | {:>6.0}/s {:>6.0} µs {:>7} µs {:>5} c",
+                    f.per_second,
+                    f.cpu_us_per_delivery,
+                    opt(f.db_cpu_us_per_delivery, 0),
+                    opt(f.commits_per_delivery, 2)
+                ),
+                None => print!(" | {:>34}", "-"),
+            }
+        }
+        println!();
     }
     anyhow::ensure!(
         state["gov_site"]["duplicates"] == 0,
