@@ -237,8 +237,7 @@ async fn run(
         per_second: n as f64 / elapsed.as_secs_f64(),
         cpu_us_per_delivery: cpu * 1e6 / n as f64,
         db_cpu_us_per_delivery: db_cpu.map(|c| c * 1e6 / n as f64),
-        all_pg_cpu_us_per_delivery: (backend == Backend::Postgres)
-            .then(|| pg_cpu * 1e6 / n as f64),
+        all_pg_cpu_us_per_delivery: (backend == Backend::Postgres).then(|| pg_cpu * 1e6 / n as f64),
         commits_per_delivery: commits,
     })
 }

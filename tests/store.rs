@@ -993,6 +993,130 @@ async fn the_payload_is_fixed_once_under_the_current_claim(db: Db) {
     assert_eq!(again.delivery.payload_sha256.as_deref(), Some("abc123"));
 }
 
+/// Payloads and completions made at the same moment (the worker's concurrent attempts,
+/// which the stores commit in groups): each gets its own answer, a bad one (wrong claim,
+/// unknown delivery) does not spoil the others, and the rules hold as one by one.
+async fn payloads_and_completions_made_together_each_get_their_own_answer(db: Db) {
+    let store = db.connect().await;
+    let mut all = Vec::new();
+    for i in 0..8 {
+        all.extend(
+            ingest(
+                &store,
+                revision(&format!("GK-{i}"), 1, "v1"),
+                &["site"],
+                t(0),
+            )
+            .await,
+        );
+    }
+    let claims = claim(&store, "w", t(1)).await;
+    assert_eq!(claims.len(), 8);
+
+    // Payloads: six under their claims, one with a wrong token, one for no delivery.
+    let payloads = futures::future::join_all(
+        claims[..6]
+            .iter()
+            .map(|c| (c.delivery.id, c.claim_token.clone()))
+            .chain([
+                (claims[6].delivery.id, "not-the-token".to_string()),
+                (999_999, "t".into()),
+            ])
+            .map(|(id, token)| {
+                let store = store.clone();
+                async move {
+                    store
+                        .store_payload(id, &token, format!("payload {id}").as_bytes(), "sha")
+                        .await
+                }
+            }),
+    )
+    .await;
+    assert!(payloads[..6].iter().all(|r| r.is_ok()), "{payloads:?}");
+    assert!(matches!(payloads[6], Err(StoreError::Conflict(_))));
+    assert!(matches!(payloads[7], Err(StoreError::NotFound(_))));
+
+    // Completions: five delivered, one delivered with a stale token (recorded, changes
+    // nothing), one for no delivery (NotFound), one retry.
+    let completion = |c: &Claimed, token: &str, next: NextState| Completion {
+        delivery_id: c.delivery.id,
+        claim_token: token.to_string(),
+        attempt: NewAttempt {
+            number: c.attempt_number,
+            trigger: c.trigger,
+            requested_by: None,
+            instance: "w".into(),
+            started_at: c.started_at,
+            finished_at: t(2),
+            outcome: outcome_of(&next),
+            http_status: Some(200),
+            remote_code: None,
+            detail: None,
+            remote_id: None,
+        },
+        next,
+    };
+    let mut completions: Vec<Completion> = claims[..5]
+        .iter()
+        .map(|c| completion(c, &c.claim_token, delivered(&format!("r{}", c.delivery.id))))
+        .collect();
+    completions.push(completion(&claims[5], "stale", delivered("stale")));
+    let mut unknown = completion(&claims[5], "t", delivered("none"));
+    unknown.delivery_id = 999_999;
+    completions.push(unknown);
+    completions.push(completion(
+        &claims[7],
+        &claims[7].claim_token,
+        retry_at(t(30)),
+    ));
+    let results = futures::future::join_all(completions.iter().map(|c| {
+        let store = store.clone();
+        async move { store.complete_attempt(c).await }
+    }))
+    .await;
+    assert!(results[..6].iter().all(|r| r.is_ok()), "{results:?}");
+    assert!(
+        matches!(results[6], Err(StoreError::NotFound(_))),
+        "{results:?}"
+    );
+    assert!(results[7].is_ok());
+
+    for c in &claims[..5] {
+        let row = store.get_delivery(c.delivery.id).await.unwrap();
+        assert_eq!(row.status, DeliveryStatus::Delivered);
+        assert_eq!(row.remote_id, Some(format!("r{}", c.delivery.id)));
+        assert_eq!(
+            row.payload,
+            Some(format!("payload {}", c.delivery.id).into_bytes())
+        );
+        assert_eq!(row.claimed_by, None);
+        assert_eq!(store.list_attempts(c.delivery.id).await.unwrap().len(), 1);
+    }
+    let stale = store.get_delivery(claims[5].delivery.id).await.unwrap();
+    assert_eq!(
+        stale.status,
+        DeliveryStatus::InFlight,
+        "a stale token changes nothing"
+    );
+    assert_eq!(
+        store.list_attempts(stale.id).await.unwrap().len(),
+        1,
+        "but is recorded"
+    );
+    assert_eq!(
+        store
+            .get_delivery(claims[6].delivery.id)
+            .await
+            .unwrap()
+            .payload,
+        None
+    );
+    assert_eq!(
+        status_of(&store, claims[7].delivery.id).await,
+        DeliveryStatus::Retrying
+    );
+}
+
 async fn deliveries_are_listed_by_id_with_the_filter_applied(db: Db) {
     let store = db.connect().await;
     let a = ingest(&store, revision("GK-1", 1, "a"), &["site", "wall"], t(0)).await;
@@ -1255,6 +1379,7 @@ on_both_backends!(
     the_published_list_has_one_row_per_item_and_channel_with_its_first_dates,
     a_released_claim_is_due_again_without_counting_an_attempt,
     the_payload_is_fixed_once_under_the_current_claim,
+    payloads_and_completions_made_together_each_get_their_own_answer,
     deliveries_are_listed_by_id_with_the_filter_applied,
     two_processes_on_one_database_deliver_each_delivery_exactly_once,
     two_instances_racing_with_concurrent_claimers_deliver_each_exactly_once,

@@ -201,11 +201,6 @@ impl Worker {
                     }
                 }
             }
-            let idle_wait = if store_failures > 0 {
-                Duration::from_millis(200 * 2u64.pow(store_failures.min(6)))
-            } else {
-                self.idle_wait().await
-            };
             if full {
                 // Every slot is busy: wait for one attempt to end.
                 tokio::select! {
@@ -214,6 +209,16 @@ impl Worker {
                 }
                 continue;
             }
+            let idle_wait = if store_failures > 0 {
+                Duration::from_millis(200 * 2u64.pow(store_failures.min(6)))
+            } else if !set.is_empty() {
+                // Busy: the end of an attempt in flight wakes the loop, which then claims
+                // what is due; asking the store when the next delivery is due would cost a
+                // query per attempt for nothing (the poll interval still bounds the wait).
+                self.settings.worker.poll_interval
+            } else {
+                self.idle_wait().await
+            };
             tokio::select! {
                 Some(_) = set.join_next(), if !set.is_empty() => {}
                 _ = &mut woken => {}

@@ -12,7 +12,6 @@
 //!   lock on the disclosure id, so they run one after the other as they do on SQLite;
 //! - state changes of a completion are made only under the current claim token.
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -21,7 +20,7 @@ use anyhow::{anyhow, Context as _};
 use sqlx::error::ErrorKind;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::*;
@@ -36,6 +35,11 @@ const DISCLOSURE_LOCK_SPACE: i32 = 0x676b; // "gk"
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default pool size when the config does not say (`database_max_connections`).
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// A pooled connection idle longer than this is pinged before use (the server or a proxy
+/// may have closed it); a busy one is not: a ping per statement doubled the round trips.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+/// How many grouped writes (payloads, delivered completions) one statement takes at most.
+const MAX_GROUP: usize = 128;
 
 macro_rules! delivery_cols {
     () => {
@@ -61,31 +65,84 @@ macro_rules! clear_claim {
     };
 }
 
+/// The `last_error` and attempt detail of a claim taken over, from the column that holds
+/// the abandoned claim's instance.
 macro_rules! lost_detail_sql {
-    () => {
-        "'上次尝试未完成：实例 ' || COALESCE(claimed_by, '（未知）') || \
-         ' 在租约到期前未报告结果（可能已崩溃）'"
+    ($claimed_by:literal) => {
+        concat!(
+            "'上次尝试未完成：实例 ' || COALESCE(",
+            $claimed_by,
+            ", '（未知）') || ' 在租约到期前未报告结果（可能已崩溃）'"
+        )
     };
 }
 
-/// As in `sqlite.rs`, plus the row locks: rows another instance is claiming right now are
-/// skipped rather than waited for.
-const CLAIM_CANDIDATES_SQL: &str = concat!(
-    "SELECT d.id AS delivery_id, d.status AS delivery_status, ",
+/// Claims in one statement (one round trip, one commit): the due candidates are locked
+/// with `FOR UPDATE OF d SKIP LOCKED` (rows another instance is claiming right now are
+/// skipped, not waited for; a row claimed meanwhile no longer matches when re-checked: its
+/// `next_attempt_at` is the lease expiry), abandoned claims among them are written down as
+/// `lost` attempts from the locked rows' values, and the rows are taken over with a fresh
+/// token each. Ordering and the sibling rule are those of `sqlite.rs`.
+const CLAIM_SQL: &str = concat!(
+    "WITH c AS (
+         SELECT d.id AS c_id, d.status AS c_status, d.next_attempt_at AS c_due,
+                d.attempts AS c_attempts, d.claim_trigger AS c_trigger,
+                d.claim_requested_by AS c_requested_by, d.claimed_by AS c_claimed_by,
+                d.claimed_at AS c_claimed_at
+         FROM deliveries d
+         WHERE d.status IN ('pending', 'retrying', 'in_flight')
+           AND d.next_attempt_at <= $1
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries o
+               WHERE o.department = d.department AND o.disclosure_id = d.disclosure_id
+                 AND o.channel = d.channel
+                 AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
+         ORDER BY d.next_attempt_at, d.id
+         LIMIT $2
+         FOR UPDATE OF d SKIP LOCKED
+     ), lost AS (
+         INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+             started_at, finished_at, outcome, detail, duration_ms)
+         SELECT c_id, c_attempts, COALESCE(c_trigger, 'scheduled'), c_requested_by,
+             c_claimed_by, COALESCE(c_claimed_at, $1), $1, 'lost', ",
+    lost_detail_sql!("c_claimed_by"),
+    ", GREATEST($1 - COALESCE(c_claimed_at, $1), 0)
+         FROM c WHERE c_status = 'in_flight'
+         ORDER BY c_id
+     ), claimed AS (
+         UPDATE deliveries SET
+             status = 'in_flight',
+             attempts = deliveries.attempts + 1,
+             claim_token = gen_random_uuid()::TEXT,
+             claimed_by = $3,
+             claimed_at = $1,
+             claimed_until = $4,
+             next_attempt_at = $4,
+             claim_trigger = deliveries.next_trigger,
+             claim_requested_by = deliveries.requested_by,
+             next_trigger = 'scheduled',
+             requested_by = NULL,
+             last_error = CASE WHEN c_status = 'in_flight' THEN ",
+    lost_detail_sql!("c_claimed_by"),
+    " ELSE deliveries.last_error END,
+             updated_at = $1
+         FROM c
+         WHERE deliveries.id = c.c_id
+         RETURNING deliveries.*, c.c_due
+     )
+     SELECT claimed.id, claimed.channel, claimed.kind, claimed.action, claimed.status,
+         claimed.attempts, claimed.attempts_base, claimed.next_attempt_at,
+         claimed.next_trigger, claimed.requested_by, claimed.claimed_by,
+         claimed.claimed_until, claimed.remote_id, claimed.url, claimed.last_error,
+         claimed.payload, claimed.payload_sha256, claimed.created_at, claimed.updated_at,
+         claimed.delivered_at, claimed.progress, claimed.displayed_until,
+         claimed.claim_token, claimed.claim_trigger, claimed.claim_requested_by, ",
     disclosure_cols!(),
-    " FROM deliveries d
-     JOIN disclosures s ON s.department = d.department AND s.disclosure_id = d.disclosure_id
-         AND s.revision = d.revision
-     WHERE d.status IN ('pending', 'retrying', 'in_flight')
-       AND d.next_attempt_at <= $1
-       AND NOT EXISTS (
-           SELECT 1 FROM deliveries o
-           WHERE o.department = d.department AND o.disclosure_id = d.disclosure_id
-             AND o.channel = d.channel
-             AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
-     ORDER BY d.next_attempt_at, d.id
-     LIMIT $2
-     FOR UPDATE OF d SKIP LOCKED"
+    " FROM claimed
+     JOIN disclosures s ON s.department = claimed.department
+         AND s.disclosure_id = claimed.disclosure_id
+         AND s.revision = claimed.revision
+     ORDER BY claimed.c_due, claimed.id"
 );
 
 const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
@@ -100,6 +157,8 @@ const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
 
 pub struct PostgresStore {
     pub(super) pool: PgPool,
+    /// Payloads and delivered completions of concurrent attempts, written together.
+    group: mpsc::Sender<GroupedWrite>,
     /// Woken by the listener task on every NOTIFY of new work (a permit is kept when
     /// nobody waits, so a notification between a claim and the wait is not lost).
     work: Arc<Notify>,
@@ -153,6 +212,248 @@ async fn listen_for_work(pool: PgPool, work: Arc<Notify>) {
     }
 }
 
+/// A write that may share its statement with others that arrive at the same time (group
+/// commit): under load, N attempts cost one round trip and one WAL flush instead of N. Each
+/// caller waits for its group's commit, so it reads its own write afterwards; when idle, a
+/// write waits for nobody.
+enum GroupedWrite {
+    /// A `Delivered` completion.
+    Delivered {
+        completion: Completion,
+        reply: oneshot::Sender<StoreResult<()>>,
+    },
+    Payload {
+        delivery_id: i64,
+        claim_token: String,
+        payload: Vec<u8>,
+        payload_sha256: String,
+        reply: oneshot::Sender<StoreResult<()>>,
+    },
+}
+
+/// Takes grouped writes as they come: each batch is one multi-row statement per kind (the
+/// kinds run side by side). A batch whose statement fails, or a row it did not write, is
+/// done again one by one, so that each caller gets its own answer (NotFound, Conflict).
+async fn group_commit(pool: PgPool, mut rx: mpsc::Receiver<GroupedWrite>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut delivered = Vec::new();
+        let mut payloads = Vec::new();
+        for job in jobs {
+            match job {
+                GroupedWrite::Delivered { completion, reply } => {
+                    delivered.push((completion, reply))
+                }
+                GroupedWrite::Payload {
+                    delivery_id,
+                    claim_token,
+                    payload,
+                    payload_sha256,
+                    reply,
+                } => payloads.push((delivery_id, claim_token, payload, payload_sha256, reply)),
+            }
+        }
+        tokio::join!(
+            complete_delivered_group(&pool, delivered),
+            store_payload_group(&pool, payloads)
+        );
+    }
+}
+
+/// `Delivered` completions in one statement: the state changes (only under each claim) and
+/// the appended attempts commit together.
+async fn complete_delivered_group(
+    pool: &PgPool,
+    jobs: Vec<(Completion, oneshot::Sender<StoreResult<()>>)>,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    if jobs.len() > 1 {
+        let n = jobs.len();
+        let (mut id, mut token, mut remote_id, mut url) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut number, mut trigger, mut requested_by, mut instance) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut started, mut finished, mut outcome, mut http_status) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut remote_code, mut detail, mut attempt_remote_id) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (c, _) in &jobs {
+            let NextState::Delivered {
+                remote_id: rid,
+                url: u,
+            } = &c.next
+            else {
+                unreachable!("only Delivered completions are grouped")
+            };
+            let a = &c.attempt;
+            id.push(c.delivery_id);
+            token.push(c.claim_token.as_str());
+            remote_id.push(rid.as_deref());
+            url.push(u.as_deref());
+            number.push(a.number);
+            trigger.push(a.trigger.as_str());
+            requested_by.push(a.requested_by.as_deref());
+            instance.push(a.instance.as_str());
+            started.push(ms(a.started_at));
+            finished.push(ms(a.finished_at));
+            outcome.push(a.outcome.as_str());
+            http_status.push(a.http_status);
+            remote_code.push(a.remote_code.as_deref());
+            detail.push(a.detail.as_deref().map(truncate));
+            attempt_remote_id.push(a.remote_id.as_deref());
+        }
+        let done = sqlx::query(concat!(
+            "WITH c AS (
+                 SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[],
+                     $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[],
+                     $10::BIGINT[], $11::TEXT[], $12::BIGINT[], $13::TEXT[], $14::TEXT[],
+                     $15::TEXT[]) WITH ORDINALITY
+                 AS c(c_id, c_token, c_remote_id, c_url, c_number, c_trigger, c_requested_by,
+                     c_instance, c_started, c_finished, c_outcome, c_http_status,
+                     c_remote_code, c_detail, c_attempt_remote_id, c_position)
+             ), delivered AS (
+                 UPDATE deliveries SET status = 'delivered', remote_id = c_remote_id,
+                     url = c_url, last_error = NULL,
+                     delivered_at = COALESCE(deliveries.delivered_at, c_finished),
+                     next_attempt_at = NULL, updated_at = c_finished, ",
+            clear_claim!(),
+            " FROM c
+                 WHERE deliveries.id = c_id AND deliveries.claim_token = c_token
+                 RETURNING deliveries.id)
+             INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
+                 started_at, finished_at, outcome, http_status, remote_code, detail, remote_id,
+                 duration_ms)
+             SELECT c_id, c_number, c_trigger, c_requested_by, c_instance, c_started,
+                 c_finished, c_outcome, c_http_status, c_remote_code, c_detail,
+                 c_attempt_remote_id, GREATEST(c_finished - c_started, 0)
+             FROM c ORDER BY c_position"
+        ))
+        .bind(&id)
+        .bind(&token)
+        .bind(&remote_id)
+        .bind(&url)
+        .bind(&number)
+        .bind(&trigger)
+        .bind(&requested_by)
+        .bind(&instance)
+        .bind(&started)
+        .bind(&finished)
+        .bind(&outcome)
+        .bind(&http_status)
+        .bind(&remote_code)
+        .bind(&detail)
+        .bind(&attempt_remote_id)
+        .execute(pool)
+        .await;
+        if done.is_ok() {
+            for (_, reply) in jobs {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        }
+        // Nothing was written (one statement): each on its own, for its own answer.
+    }
+    for (completion, reply) in jobs {
+        let NextState::Delivered { remote_id, url } = &completion.next else {
+            unreachable!("only Delivered completions are grouped")
+        };
+        let result = complete_delivered(pool, &completion, remote_id, url).await;
+        let _ = reply.send(result);
+    }
+}
+
+/// Payloads in one statement, each only under its claim and only if none was stored; those
+/// it did not write are tried one by one (for their own `Conflict` or `NotFound`).
+async fn store_payload_group(
+    pool: &PgPool,
+    jobs: Vec<(
+        i64,
+        String,
+        Vec<u8>,
+        String,
+        oneshot::Sender<StoreResult<()>>,
+    )>,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    let mut written = Vec::new();
+    if jobs.len() > 1 {
+        let ids: Vec<i64> = jobs.iter().map(|j| j.0).collect();
+        let tokens: Vec<&str> = jobs.iter().map(|j| j.1.as_str()).collect();
+        let payloads: Vec<&[u8]> = jobs.iter().map(|j| j.2.as_slice()).collect();
+        let shas: Vec<&str> = jobs.iter().map(|j| j.3.as_str()).collect();
+        let done: Result<Vec<i64>, _> = sqlx::query_scalar(
+            "UPDATE deliveries SET payload = c_payload, payload_sha256 = c_sha
+             FROM unnest($1::BIGINT[], $2::TEXT[], $3::BYTEA[], $4::TEXT[])
+                 AS c(c_id, c_token, c_payload, c_sha)
+             WHERE deliveries.id = c_id AND deliveries.claim_token = c_token
+               AND deliveries.status = 'in_flight' AND deliveries.payload IS NULL
+             RETURNING deliveries.id",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&payloads)
+        .bind(&shas)
+        .fetch_all(pool)
+        .await;
+        if let Ok(ids) = done {
+            written = ids;
+        }
+    }
+    for (delivery_id, claim_token, payload, sha, reply) in jobs {
+        let result = if written.contains(&delivery_id) {
+            Ok(())
+        } else {
+            store_payload_one(pool, delivery_id, &claim_token, &payload, &sha).await
+        };
+        let _ = reply.send(result);
+    }
+}
+
+/// Connects a pool of up to `max_connections`: a connection that sat idle for a while is
+/// pinged before use, a busy one is not (sqlx's default pings before every use: a second
+/// round trip per statement).
+async fn connect_pool(options: PgConnectOptions, max_connections: u32) -> sqlx::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+}
+
 impl PostgresStore {
     /// Connects a pool of up to `max_connections` to `url` and runs the migrations (several
     /// instances may start at once: sqlx serialises migrations with an advisory lock).
@@ -161,18 +462,18 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("PostgreSQL 连接串 {shown} 无法解析"))?;
         // One connection is kept by the LISTEN task; claims and completions need the rest.
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+        let pool = connect_pool(options, max_connections.max(2))
             .await
             .with_context(|| format!("无法连接 PostgreSQL 数据库 {shown}"))?;
         sqlx::migrate!("src/store/migrations/postgres")
             .run(&pool)
             .await
             .with_context(|| format!("PostgreSQL 数据库 {shown} 迁移失败"))?;
+        let (group, rx) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(group_commit(pool.clone(), rx));
         Ok(PostgresStore {
             pool,
+            group,
             work: Arc::new(Notify::new()),
             listener: Mutex::new(None),
             published: PublishedGeneration::default(),
@@ -182,6 +483,20 @@ impl PostgresStore {
     /// The pool, for tests and tools that need to look at the database directly.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    async fn grouped(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<()>>) -> GroupedWrite,
+    ) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.group
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Other(anyhow!("the group-commit task has stopped")))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Other(anyhow!("the group-commit task dropped a write")))?
     }
 
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
@@ -587,116 +902,29 @@ impl Store for PostgresStore {
         let now_ms = ms(now);
         let until_ms = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut tx = self.begin().await?;
-
-        let candidates = sqlx::query(CLAIM_CANDIDATES_SQL)
+        let rows = sqlx::query(CLAIM_SQL)
             .bind(now_ms)
             .bind(limit)
-            .fetch_all(&mut *tx)
+            .bind(instance)
+            .bind(until_ms)
+            .fetch_all(&self.pool)
             .await
-            .map_err(|e| other(e, "finding due deliveries"))?;
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-
-        let mut order = HashMap::with_capacity(candidates.len());
-        let mut disclosures = HashMap::with_capacity(candidates.len());
-        let mut claim_ids = Vec::with_capacity(candidates.len());
-        let mut tokens = Vec::with_capacity(candidates.len());
-        let mut lost = Vec::new();
-        for (position, row) in candidates.iter().enumerate() {
-            let id: i64 = col(row, "delivery_id")?;
-            if col::<String>(row, "delivery_status")? == DeliveryStatus::InFlight.as_str() {
-                lost.push(id);
-            }
-            order.insert(id, position);
-            disclosures.insert(id, disclosure_from_row(row)?);
-            claim_ids.push(id);
-            tokens.push(uuid::Uuid::new_v4().to_string());
-        }
-
-        if !lost.is_empty() {
-            // Written before the takeover, while the row still shows the abandoned claim.
-            sqlx::query(concat!(
-                "INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
-                     started_at, finished_at, outcome, detail, duration_ms)
-                 SELECT id, attempts, COALESCE(claim_trigger, 'scheduled'), claim_requested_by,
-                     claimed_by, COALESCE(claimed_at, $1), $1, 'lost', ",
-                lost_detail_sql!(),
-                ", GREATEST($1 - COALESCE(claimed_at, $1), 0)
-                 FROM deliveries
-                 WHERE status = 'in_flight' AND id = ANY($2)
-                 ORDER BY id"
-            ))
-            .bind(now_ms)
-            .bind(&lost)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| other(e, "writing down lost attempts"))?;
-        }
-
-        let claimed_rows = sqlx::query(concat!(
-            "UPDATE deliveries SET
-                 status = 'in_flight',
-                 attempts = attempts + 1,
-                 claim_token = c.token,
-                 claimed_by = $3,
-                 claimed_at = $4,
-                 claimed_until = $5,
-                 next_attempt_at = $5,
-                 claim_trigger = next_trigger,
-                 claim_requested_by = requested_by,
-                 next_trigger = 'scheduled',
-                 requested_by = NULL,
-                 last_error = CASE WHEN status = 'in_flight' THEN ",
-            lost_detail_sql!(),
-            " ELSE last_error END,
-                 updated_at = $4
-             FROM unnest($1::BIGINT[], $2::TEXT[]) AS c(claim_id, token)
-             WHERE deliveries.id = c.claim_id
-             RETURNING ",
-            "deliveries.id, deliveries.department, deliveries.disclosure_id, deliveries.revision, \
-             deliveries.channel, \
-             deliveries.kind, deliveries.action, deliveries.status, deliveries.attempts, \
-             deliveries.attempts_base, deliveries.next_attempt_at, deliveries.next_trigger, \
-             deliveries.requested_by, deliveries.claimed_by, deliveries.claimed_until, \
-             deliveries.remote_id, deliveries.url, deliveries.last_error, deliveries.payload, \
-             deliveries.payload_sha256, deliveries.created_at, deliveries.updated_at, \
-             deliveries.delivered_at, deliveries.progress, deliveries.displayed_until",
-            ", deliveries.claim_token, deliveries.claim_trigger, deliveries.claim_requested_by"
-        ))
-        .bind(&claim_ids)
-        .bind(&tokens)
-        .bind(instance)
-        .bind(now_ms)
-        .bind(until_ms)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| other(e, "claiming due deliveries"))?;
-        commit(tx).await?;
-
+            .map_err(|e| other(e, "claiming due deliveries"))?;
         let started_at = from_ms(now_ms, "now")?;
-        let mut out = Vec::with_capacity(claimed_rows.len());
-        for row in &claimed_rows {
-            let delivery = delivery_from_row(row)?;
-            let disclosure = disclosures.remove(&delivery.id).ok_or_else(|| {
-                StoreError::Other(anyhow!(
-                    "claimed delivery {} was not a candidate",
-                    delivery.id
-                ))
-            })?;
-            out.push(Claimed {
-                attempt_number: delivery.attempts,
-                trigger: enum_col(row, "claim_trigger")?,
-                requested_by: col(row, "claim_requested_by")?,
-                claim_token: col(row, "claim_token")?,
-                started_at,
-                disclosure,
-                delivery,
-            });
-        }
-        out.sort_by_key(|c| order.get(&c.delivery.id).copied().unwrap_or(usize::MAX));
-        Ok(out)
+        rows.iter()
+            .map(|row| {
+                let delivery = delivery_from_row(row)?;
+                Ok(Claimed {
+                    attempt_number: delivery.attempts,
+                    trigger: enum_col(row, "claim_trigger")?,
+                    requested_by: col(row, "claim_requested_by")?,
+                    claim_token: col(row, "claim_token")?,
+                    started_at,
+                    disclosure: disclosure_from_row(row)?,
+                    delivery,
+                })
+            })
+            .collect()
     }
 
     async fn store_payload(
@@ -706,45 +934,27 @@ impl Store for PostgresStore {
         payload: &[u8],
         payload_sha256: &str,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET payload = $3, payload_sha256 = $4
-             WHERE id = $1 AND claim_token = $2 AND status = 'in_flight' AND payload IS NULL",
-        )
-        .bind(delivery_id)
-        .bind(claim_token)
-        .bind(payload)
-        .bind(payload_sha256)
-        .execute(&self.pool)
+        self.grouped(|reply| GroupedWrite::Payload {
+            delivery_id,
+            claim_token: claim_token.to_string(),
+            payload: payload.to_vec(),
+            payload_sha256: payload_sha256.to_string(),
+            reply,
+        })
         .await
-        .map_err(|e| other(e, "storing the payload"))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let row = sqlx::query(
-            "SELECT claim_token, payload IS NOT NULL AS has_payload FROM deliveries WHERE id = $1",
-        )
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| other(e, "reading the delivery"))?;
-        let Some(row) = row else {
-            return Err(not_found_delivery(delivery_id));
-        };
-        if col::<Option<String>>(&row, "claim_token")?.as_deref() != Some(claim_token) {
-            return Err(StoreError::Conflict(format!(
-                "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管）"
-            )));
-        }
-        Err(StoreError::Conflict(format!(
-            "投递 {delivery_id} 的发送内容已固定，不能更改"
-        )))
     }
 
     async fn complete_attempt(&self, completion: &Completion) -> StoreResult<()> {
-        if let NextState::Delivered { remote_id, url } = &completion.next {
-            // The common case in one statement (one round trip, no BEGIN/COMMIT): the state
-            // change under the claim and the attempt row commit together.
-            let done = complete_delivered(&self.pool, completion, remote_id, url).await;
+        if let NextState::Delivered { .. } = &completion.next {
+            // The common case, grouped with the completions of other attempts: one
+            // statement (no BEGIN/COMMIT) for the state changes under each claim and the
+            // attempt rows.
+            let done = self
+                .grouped(|reply| GroupedWrite::Delivered {
+                    completion: completion.clone(),
+                    reply,
+                })
+                .await;
             self.published.bump();
             return done;
         }
@@ -1763,6 +1973,48 @@ fn published_items(rows: &[PgRow], limit: usize) -> StoreResult<Vec<PublishedIte
         }
     }
     Ok(out)
+}
+
+/// `store_payload` for one delivery, with the reason when it was not stored.
+async fn store_payload_one(
+    pool: &PgPool,
+    delivery_id: i64,
+    claim_token: &str,
+    payload: &[u8],
+    payload_sha256: &str,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET payload = $3, payload_sha256 = $4
+         WHERE id = $1 AND claim_token = $2 AND status = 'in_flight' AND payload IS NULL",
+    )
+    .bind(delivery_id)
+    .bind(claim_token)
+    .bind(payload)
+    .bind(payload_sha256)
+    .execute(pool)
+    .await
+    .map_err(|e| other(e, "storing the payload"))?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let row = sqlx::query(
+        "SELECT claim_token, payload IS NOT NULL AS has_payload FROM deliveries WHERE id = $1",
+    )
+    .bind(delivery_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| other(e, "reading the delivery"))?;
+    let Some(row) = row else {
+        return Err(not_found_delivery(delivery_id));
+    };
+    if col::<Option<String>>(&row, "claim_token")?.as_deref() != Some(claim_token) {
+        return Err(StoreError::Conflict(format!(
+            "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管）"
+        )));
+    }
+    Err(StoreError::Conflict(format!(
+        "投递 {delivery_id} 的发送内容已固定，不能更改"
+    )))
 }
 
 /// `complete_attempt` for `Delivered`: a data-modifying CTE, so the update (only under
