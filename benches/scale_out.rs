@@ -18,7 +18,8 @@
 //! `GONGKAI_BENCH_ONLY`: any of sqlite1, pg1, pg2, pg3 (default all); `GONGKAI_BENCH_DELAYS`:
 //! the sandbox's added latency in ms (default 0,50); `GONGKAI_BENCH_REPEAT`: runs per
 //! configuration (the median is shown, every run is printed); `GONGKAI_BENCH_CONCURRENCY`:
-//! the worker's concurrency per instance (default 32). The PostgreSQL server
+//! the worker's concurrency per instance (default 32); `GONGKAI_BENCH_STATEMENT_STATS=1`:
+//! the instances' statements log their CPU time in the server's log (log_statement_stats). The PostgreSQL server
 //! (`GONGKAI_BENCH_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/test) is used
 //! to create and drop a database per run.
 
@@ -58,6 +59,8 @@ struct Figures {
     all_pg_cpu_us_per_delivery: Option<f64>,
     /// Transactions committed on the run's database per delivery (gongkai's).
     commits_per_delivery: Option<f64>,
+    /// CPU of the sandbox (the emulated platform), on the same cores.
+    sandbox_cpu_us_per_delivery: f64,
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -138,16 +141,30 @@ async fn run(
     for i in 0..n {
         ledger.submit(&disclosure(label, i), "bench").await?;
     }
+    // The search index catches up here, not in the instances at start (as it would have,
+    // item by item, as the disclosures came in): the clock is for delivering.
+    store.refresh_search_index().await?;
     let monitor = match backend {
         Backend::Postgres => Some(sqlx::PgPool::connect(&bench_url).await?),
         Backend::Sqlite => None,
     };
+    if let (Some(p), Ok(_)) = (&monitor, std::env::var("GONGKAI_BENCH_STATEMENT_STATS")) {
+        // Every statement of the instances (which connect after this) logs its CPU in the
+        // server log (log_statement_stats), to see where the database's share goes.
+        sqlx::query(&format!(
+            "ALTER DATABASE {} SET log_statement_stats = on",
+            url.rsplit('/').next().unwrap_or_default()
+        ))
+        .execute(p)
+        .await?;
+    }
     let commits0 = match &monitor {
         Some(p) => Some(commits(p).await?),
         None => None,
     };
 
     let pg_cpu0 = cpu_seconds_of_command("postgres");
+    let sandbox_cpu0 = cpu_seconds(&sandbox.pid().to_string());
     let t0 = Instant::now();
     let mut children = Instances(Vec::new());
     for k in 0..instances {
@@ -207,6 +224,7 @@ async fn run(
         None => None,
     };
     let pg_cpu = cpu_seconds_of_command("postgres") - pg_cpu0;
+    let sandbox_cpu = cpu_seconds(&sandbox.pid().to_string()) - sandbox_cpu0;
     drop(children);
     let commits = match (&monitor, commits0) {
         (Some(p), Some(c0)) => {
@@ -239,6 +257,7 @@ async fn run(
         db_cpu_us_per_delivery: db_cpu.map(|c| c * 1e6 / n as f64),
         all_pg_cpu_us_per_delivery: (backend == Backend::Postgres).then(|| pg_cpu * 1e6 / n as f64),
         commits_per_delivery: commits,
+        sandbox_cpu_us_per_delivery: sandbox_cpu * 1e6 / n as f64,
     })
 }
 
@@ -256,6 +275,7 @@ fn median(mut runs: Vec<Figures>) -> Figures {
         db_cpu_us_per_delivery: med(|f| f.db_cpu_us_per_delivery),
         all_pg_cpu_us_per_delivery: med(|f| f.all_pg_cpu_us_per_delivery),
         commits_per_delivery: med(|f| f.commits_per_delivery),
+        sandbox_cpu_us_per_delivery: med(|f| Some(f.sandbox_cpu_us_per_delivery)).unwrap_or(0.0),
     }
 }
 
@@ -297,8 +317,8 @@ async fn main() -> anyhow::Result<()> {
          per configuration; load average {load_before}"
     );
     println!(
-        "{:>16} | {:<24} | {:>7} | {:>10} | {:>10} | {:>10} | {:>7} | load",
-        "sandbox", "setup", "deliv/s", "gongkai µs", "PG µs", "all PG µs", "commits"
+        "{:>16} | {:<24} | {:>7} | {:>10} | {:>10} | {:>10} | {:>10} | {:>7} | load",
+        "sandbox", "setup", "deliv/s", "gongkai µs", "PG µs", "all PG µs", "sandbox µs", "commits"
     );
     let mut table = Vec::new();
     let mut fault_set = false;
@@ -332,11 +352,12 @@ async fn main() -> anyhow::Result<()> {
                 let label = format!("d{delay}-{key}-r{r}");
                 let f = run(&sandbox, *backend, *instances, n, concurrency, &label).await?;
                 println!(
-                    "{delay_label:>16} | {name:<24} | {:>7.0} | {:>10.0} | {:>10} | {:>10} | {:>7} | {}",
+                    "{delay_label:>16} | {name:<24} | {:>7.0} | {:>10.0} | {:>10} | {:>10} | {:>10.0} | {:>7} | {}",
                     f.per_second,
                     f.cpu_us_per_delivery,
                     opt(f.db_cpu_us_per_delivery, 0),
                     opt(f.all_pg_cpu_us_per_delivery, 0),
+                    f.sandbox_cpu_us_per_delivery,
                     opt(f.commits_per_delivery, 2),
                     load_average()
                 );

@@ -64,6 +64,11 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// The sandbox process's id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn gov_site_base(&self) -> String {
         format!("{}/gov_site", self.base)
     }

@@ -38,6 +38,13 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// A pooled connection idle longer than this is pinged before use (the server or a proxy
 /// may have closed it); a busy one is not: a ping per statement doubled the round trips.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+/// Connections of the worker's pool (out of `database_max_connections`): the claim, and the
+/// two kinds of grouped writes side by side. On those connections PostgreSQL uses the
+/// generic plan of each statement (plan_cache_mode): by default it plans these
+/// statements again on every execution (their parameters look selective), which cost more
+/// CPU than running them; their best plan does not depend on the parameters (keys, the
+/// due index, a LIMIT). The other statements keep the default.
+const HOT_POOL_SIZE: u32 = 3;
 /// How many grouped writes (payloads, delivered completions) one statement takes at most.
 const MAX_GROUP: usize = 128;
 
@@ -127,7 +134,8 @@ const CLAIM_SQL: &str = concat!(
     " ELSE deliveries.last_error END,
              updated_at = $1
          FROM c
-         WHERE deliveries.id = c.c_id
+         -- By primary key: joined to the CTE alone the planner may scan the whole table.
+         WHERE deliveries.id = ANY(ARRAY(SELECT c_id FROM c)) AND deliveries.id = c.c_id
          RETURNING deliveries.*, c.c_due
      )
      SELECT claimed.id, claimed.channel, claimed.kind, claimed.action, claimed.status,
@@ -157,6 +165,9 @@ const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
 
 pub struct PostgresStore {
     pub(super) pool: PgPool,
+    /// The delivery worker's own small pool for claims and grouped writes: generic plans
+    /// (see `HOT_POOL_SIZE`).
+    hot: PgPool,
     /// Payloads and delivered completions of concurrent attempts, written together.
     group: mpsc::Sender<GroupedWrite>,
     /// Woken by the listener task on every NOTIFY of new work (a permit is kept when
@@ -341,7 +352,8 @@ async fn complete_delivered_group(
                      next_attempt_at = NULL, updated_at = c_finished, ",
             clear_claim!(),
             " FROM c
-                 WHERE deliveries.id = c_id AND deliveries.claim_token = c_token
+                 WHERE deliveries.id = ANY($1) AND deliveries.id = c_id
+                   AND deliveries.claim_token = c_token
                  RETURNING deliveries.id)
              INSERT INTO attempts (delivery_id, number, trigger, requested_by, instance,
                  started_at, finished_at, outcome, http_status, remote_code, detail, remote_id,
@@ -410,7 +422,8 @@ async fn store_payload_group(
             "UPDATE deliveries SET payload = c_payload, payload_sha256 = c_sha
              FROM unnest($1::BIGINT[], $2::TEXT[], $3::BYTEA[], $4::TEXT[])
                  AS c(c_id, c_token, c_payload, c_sha)
-             WHERE deliveries.id = c_id AND deliveries.claim_token = c_token
+             WHERE deliveries.id = ANY($1) AND deliveries.id = c_id
+               AND deliveries.claim_token = c_token
                AND deliveries.status = 'in_flight' AND deliveries.payload IS NULL
              RETURNING deliveries.id",
         )
@@ -442,16 +455,22 @@ async fn connect_pool(options: PgConnectOptions, max_connections: u32) -> sqlx::
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for > PING_IF_IDLE_FOR {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
-        })
+        .before_acquire(ping_if_idle)
         .connect_with(options)
         .await
+}
+
+/// Pings a pooled connection before use only when it sat idle for a while.
+fn ping_if_idle(
+    conn: &mut sqlx::PgConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, sqlx::Result<bool>> {
+    Box::pin(async move {
+        if meta.idle_for > PING_IF_IDLE_FOR {
+            sqlx::Connection::ping(conn).await?;
+        }
+        Ok(true)
+    })
 }
 
 impl PostgresStore {
@@ -462,17 +481,29 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("PostgreSQL 连接串 {shown} 无法解析"))?;
         // One connection is kept by the LISTEN task; claims and completions need the rest.
-        let pool = connect_pool(options, max_connections.max(2))
-            .await
-            .with_context(|| format!("无法连接 PostgreSQL 数据库 {shown}"))?;
+        let pool = connect_pool(
+            options.clone(),
+            max_connections.saturating_sub(HOT_POOL_SIZE).max(2),
+        )
+        .await
+        .with_context(|| format!("无法连接 PostgreSQL 数据库 {shown}"))?;
         sqlx::migrate!("src/store/migrations/postgres")
             .run(&pool)
             .await
             .with_context(|| format!("PostgreSQL 数据库 {shown} 迁移失败"))?;
+        // Lazily: only a worker uses it (the CLI and the API do not open its connections).
+        let hot = PgPoolOptions::new()
+            .max_connections(HOT_POOL_SIZE)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(ping_if_idle)
+            .connect_lazy_with(options.options([("plan_cache_mode", "force_generic_plan")]));
         let (group, rx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(group_commit(pool.clone(), rx));
+        tokio::spawn(group_commit(hot.clone(), rx));
         Ok(PostgresStore {
             pool,
+            hot,
             group,
             work: Arc::new(Notify::new()),
             listener: Mutex::new(None),
@@ -907,7 +938,7 @@ impl Store for PostgresStore {
             .bind(limit)
             .bind(instance)
             .bind(until_ms)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.hot)
             .await
             .map_err(|e| other(e, "claiming due deliveries"))?;
         let started_at = from_ms(now_ms, "now")?;
