@@ -394,6 +394,13 @@ async fn three_instances_on_postgres_deliver_everything_exactly_once_when_one_is
         "WeChat: every disclosure published once"
     );
     assert_eq!(wx["grants"], 1, "one access_token for the three instances");
+    let covers = wx["calls"]["/cgi-bin/material/add_material"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        covers <= INSTANCES as u64,
+        "the cover uploaded {covers} times"
+    );
 
     // The ledger agrees: one delivered attempt per delivery; the victim's claims were taken
     // over by the others and written down as lost attempts.

@@ -351,6 +351,9 @@ pub struct Wechat {
     /// In-process single flight of token refreshes.
     refresh: tokio::sync::Mutex<()>,
     cover: Vec<u8>,
+    /// In-process single flight of the cover upload: concurrent first attempts wait for
+    /// one upload instead of each uploading the same image.
+    cover_upload: tokio::sync::Mutex<()>,
 }
 
 impl Wechat {
@@ -383,6 +386,7 @@ impl Wechat {
             holder: format!("{name}-{}", uuid::Uuid::new_v4().simple()),
             refresh: tokio::sync::Mutex::new(()),
             cover,
+            cover_upload: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -675,6 +679,7 @@ impl Wechat {
     async fn cover(&self) -> Result<Result<String, Sent>, DeliveryError> {
         let store = self.store()?;
         let sha = hex::encode(Sha256::digest(&self.cover));
+        let _one = self.cover_upload.lock().await;
         if let Some(m) = store
             .wechat_media(&self.cfg.appid, "image", &sha)
             .await
