@@ -231,15 +231,23 @@ enum GroupedWrite {
     /// A `Delivered` completion.
     Delivered {
         completion: Completion,
-        reply: oneshot::Sender<StoreResult<()>>,
+        reply: Reply,
     },
     Payload {
-        delivery_id: i64,
-        claim_token: String,
-        payload: Vec<u8>,
-        payload_sha256: String,
-        reply: oneshot::Sender<StoreResult<()>>,
+        write: PayloadWrite,
+        reply: Reply,
     },
+}
+
+/// Where a grouped write's caller waits for its answer.
+type Reply = oneshot::Sender<StoreResult<()>>;
+
+/// A `store_payload` call.
+struct PayloadWrite {
+    delivery_id: i64,
+    claim_token: String,
+    payload: Vec<u8>,
+    payload_sha256: String,
 }
 
 /// Takes grouped writes as they come: each batch is one multi-row statement per kind (the
@@ -261,13 +269,7 @@ async fn group_commit(pool: PgPool, mut rx: mpsc::Receiver<GroupedWrite>) {
                 GroupedWrite::Delivered { completion, reply } => {
                     delivered.push((completion, reply))
                 }
-                GroupedWrite::Payload {
-                    delivery_id,
-                    claim_token,
-                    payload,
-                    payload_sha256,
-                    reply,
-                } => payloads.push((delivery_id, claim_token, payload, payload_sha256, reply)),
+                GroupedWrite::Payload { write, reply } => payloads.push((write, reply)),
             }
         }
         tokio::join!(
@@ -279,10 +281,7 @@ async fn group_commit(pool: PgPool, mut rx: mpsc::Receiver<GroupedWrite>) {
 
 /// `Delivered` completions in one statement: the state changes (only under each claim) and
 /// the appended attempts commit together.
-async fn complete_delivered_group(
-    pool: &PgPool,
-    jobs: Vec<(Completion, oneshot::Sender<StoreResult<()>>)>,
-) {
+async fn complete_delivered_group(pool: &PgPool, jobs: Vec<(Completion, Reply)>) {
     if jobs.is_empty() {
         return;
     }
@@ -399,25 +398,19 @@ async fn complete_delivered_group(
 
 /// Payloads in one statement, each only under its claim and only if none was stored; those
 /// it did not write are tried one by one (for their own `Conflict` or `NotFound`).
-async fn store_payload_group(
-    pool: &PgPool,
-    jobs: Vec<(
-        i64,
-        String,
-        Vec<u8>,
-        String,
-        oneshot::Sender<StoreResult<()>>,
-    )>,
-) {
+async fn store_payload_group(pool: &PgPool, jobs: Vec<(PayloadWrite, Reply)>) {
     if jobs.is_empty() {
         return;
     }
     let mut written = Vec::new();
     if jobs.len() > 1 {
-        let ids: Vec<i64> = jobs.iter().map(|j| j.0).collect();
-        let tokens: Vec<&str> = jobs.iter().map(|j| j.1.as_str()).collect();
-        let payloads: Vec<&[u8]> = jobs.iter().map(|j| j.2.as_slice()).collect();
-        let shas: Vec<&str> = jobs.iter().map(|j| j.3.as_str()).collect();
+        let ids: Vec<i64> = jobs.iter().map(|(w, _)| w.delivery_id).collect();
+        let tokens: Vec<&str> = jobs.iter().map(|(w, _)| w.claim_token.as_str()).collect();
+        let payloads: Vec<&[u8]> = jobs.iter().map(|(w, _)| w.payload.as_slice()).collect();
+        let shas: Vec<&str> = jobs
+            .iter()
+            .map(|(w, _)| w.payload_sha256.as_str())
+            .collect();
         let done: Result<Vec<i64>, _> = sqlx::query_scalar(
             "UPDATE deliveries SET payload = c_payload, payload_sha256 = c_sha
              FROM unnest($1::BIGINT[], $2::TEXT[], $3::BYTEA[], $4::TEXT[])
@@ -437,11 +430,18 @@ async fn store_payload_group(
             written = ids;
         }
     }
-    for (delivery_id, claim_token, payload, sha, reply) in jobs {
-        let result = if written.contains(&delivery_id) {
+    for (w, reply) in jobs {
+        let result = if written.contains(&w.delivery_id) {
             Ok(())
         } else {
-            store_payload_one(pool, delivery_id, &claim_token, &payload, &sha).await
+            store_payload_one(
+                pool,
+                w.delivery_id,
+                &w.claim_token,
+                &w.payload,
+                &w.payload_sha256,
+            )
+            .await
         };
         let _ = reply.send(result);
     }
@@ -516,10 +516,7 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn grouped(
-        &self,
-        make: impl FnOnce(oneshot::Sender<StoreResult<()>>) -> GroupedWrite,
-    ) -> StoreResult<()> {
+    async fn grouped(&self, make: impl FnOnce(Reply) -> GroupedWrite) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         self.group
             .send(make(reply))
@@ -966,10 +963,12 @@ impl Store for PostgresStore {
         payload_sha256: &str,
     ) -> StoreResult<()> {
         self.grouped(|reply| GroupedWrite::Payload {
-            delivery_id,
-            claim_token: claim_token.to_string(),
-            payload: payload.to_vec(),
-            payload_sha256: payload_sha256.to_string(),
+            write: PayloadWrite {
+                delivery_id,
+                claim_token: claim_token.to_string(),
+                payload: payload.to_vec(),
+                payload_sha256: payload_sha256.to_string(),
+            },
             reply,
         })
         .await
