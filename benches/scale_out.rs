@@ -380,8 +380,9 @@ async fn main() -> anyhow::Result<()> {
         load_average()
     );
     println!(
-        "\nmedians (CPU per delivery in µs: gongkai processes / their PostgreSQL backends; \
-         commits per delivery; of an even number of runs the less flattering middle)"
+        "\nmedians (of an even number of runs the less flattering middle): deliveries/s; CPU \
+         per delivery in µs of the gongkai processes and of their PostgreSQL backends, and the \
+         database's share of the two; commits per delivery"
     );
     let labels: Vec<String> = {
         let mut l: Vec<String> = table.iter().map(|(d, ..)| d.clone()).collect();
@@ -390,7 +391,7 @@ async fn main() -> anyhow::Result<()> {
     };
     print!("{:<24}", "deliveries/s");
     for l in &labels {
-        print!(" | {l:>34}");
+        print!(" | {l:>42}");
     }
     println!();
     for (_, name, _, _) in &setups {
@@ -402,13 +403,16 @@ async fn main() -> anyhow::Result<()> {
                 .map(|(_, _, f)| *f);
             match f {
                 Some(f) => print!(
-                    " | {:>6.0}/s {:>6.0} µs {:>7} µs {:>5} c",
+                    " | {:>6.0}/s {:>5.0} µs {:>5} µs {:>4} {:>5} c",
                     f.per_second,
                     f.cpu_us_per_delivery,
                     opt(f.db_cpu_us_per_delivery, 0),
+                    f.db_cpu_us_per_delivery
+                        .map(|db| format!("{:.0}%", 100.0 * db / (db + f.cpu_us_per_delivery)))
+                        .unwrap_or_else(|| "-".into()),
                     opt(f.commits_per_delivery, 2)
                 ),
-                None => print!(" | {:>34}", "-"),
+                None => print!(" | {:>42}", "-"),
             }
         }
         println!();
