@@ -92,20 +92,33 @@ fn lay_out(dir: &Path, sandbox: &SandboxHandle, database_url: &str) -> PathBuf {
         .to_string();
     let edited = text
         .replace(&line, &format!("database_url = {database_url:?}"))
-        .replace("lease = \"2m\"", "lease = \"4s\"")
+        // Longer than any one request (the channels' timeouts are 3 s below), as the
+        // config's comment asks.
+        .replace("lease = \"2m\"", "lease = \"5s\"")
         .replace("poll_interval = \"1s\"", "poll_interval = \"100ms\"")
         .replace(
             "schedule = [\"10s\", \"1m\", \"5m\", \"30m\", \"2h\", \"6h\"]",
             "schedule = [\"100ms\", \"200ms\", \"500ms\"]",
         );
     for (from, to) in [
-        ("lease = \"4s\"", "lease"),
+        ("lease = \"5s\"", "lease"),
         ("poll_interval = \"100ms\"", "poll_interval"),
         ("schedule = [\"100ms\"", "retry schedule"),
     ] {
         assert!(edited.contains(from), "the example config changed: {to}");
     }
     std::fs::write(&config, edited).unwrap();
+    let gov_site = dir.join("channels/gov_site.toml");
+    let text = std::fs::read_to_string(&gov_site).unwrap();
+    assert!(
+        text.contains("timeout = \"10s\""),
+        "the demo's gov_site channel changed"
+    );
+    std::fs::write(
+        &gov_site,
+        text.replace("timeout = \"10s\"", "timeout = \"3s\""),
+    )
+    .unwrap();
     std::fs::write(dir.join("secrets/wechat.key"), APP_SECRET).unwrap();
     std::fs::write(dir.join("secrets/wechat_cb.key"), CB_TOKEN).unwrap();
     std::fs::write(
@@ -113,7 +126,7 @@ fn lay_out(dir: &Path, sandbox: &SandboxHandle, database_url: &str) -> PathBuf {
         format!(
             "kind = \"wechat\"\nappid = \"{APPID}\"\nsecret_file = \"../secrets/wechat.key\"\n\
              callback_token_file = \"../secrets/wechat_cb.key\"\napi_base = \"{}\"\n\
-             token_mode = \"token\"\nafter = [\"gov_site\"]\ntimeout = \"10s\"\n\
+             token_mode = \"token\"\nafter = [\"gov_site\"]\ntimeout = \"3s\"\n\
              check_every = \"300ms\"\n",
             sandbox.wechat_api_base()
         ),
