@@ -1,5 +1,7 @@
 //! PostgreSQL implementation of [`Store`]: several daemon instances on one database.
-//! Owns the SQL (a mirror of `sqlite.rs`, statement for statement), the connection pool,
+//! Owns the SQL (a mirror of `sqlite.rs`, statement for statement, except the worker's hot
+//! path: one-statement claims and group-committed payloads and completions, on a small
+//! pool of their own with generic plans), the connection pools,
 //! the embedded migrations in `src/store/migrations/postgres/`, the LISTEN/NOTIFY wake-up
 //! of idle workers, and the row mapping (BIGINT unix milliseconds, TEXT dates, as SQLite).
 //!
