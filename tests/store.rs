@@ -1082,7 +1082,7 @@ async fn payloads_and_completions_made_together_each_get_their_own_answer(db: Db
     assert!(results[7].is_ok());
 
     for c in &claims[..5] {
-        let row = store.get_delivery(c.delivery.id).await.unwrap();
+        let row = store.get_delivery(DEPT, c.delivery.id).await.unwrap();
         assert_eq!(row.status, DeliveryStatus::Delivered);
         assert_eq!(row.remote_id, Some(format!("r{}", c.delivery.id)));
         assert_eq!(
@@ -1090,22 +1090,22 @@ async fn payloads_and_completions_made_together_each_get_their_own_answer(db: Db
             Some(format!("payload {}", c.delivery.id).into_bytes())
         );
         assert_eq!(row.claimed_by, None);
-        assert_eq!(store.list_attempts(c.delivery.id).await.unwrap().len(), 1);
+        assert_eq!(store.list_attempts(DEPT, c.delivery.id).await.unwrap().len(), 1);
     }
-    let stale = store.get_delivery(claims[5].delivery.id).await.unwrap();
+    let stale = store.get_delivery(DEPT, claims[5].delivery.id).await.unwrap();
     assert_eq!(
         stale.status,
         DeliveryStatus::InFlight,
         "a stale token changes nothing"
     );
     assert_eq!(
-        store.list_attempts(stale.id).await.unwrap().len(),
+        store.list_attempts(DEPT, stale.id).await.unwrap().len(),
         1,
         "but is recorded"
     );
     assert_eq!(
         store
-            .get_delivery(claims[6].delivery.id)
+            .get_delivery(DEPT, claims[6].delivery.id)
             .await
             .unwrap()
             .payload,

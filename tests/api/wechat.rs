@@ -380,7 +380,7 @@ async fn an_interrupted_submit_is_found_behind_a_page_of_newer_articles() {
         if app
             .ledger
             .store
-            .get_delivery(id)
+            .get_delivery("default", id)
             .await
             .unwrap()
             .status
@@ -389,7 +389,7 @@ async fn an_interrupted_submit_is_found_behind_a_page_of_newer_articles() {
             break;
         }
     }
-    let d = app.ledger.store.get_delivery(id).await.unwrap();
+    let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered, "{:?}", d.last_error);
     let wx = app.wx().await;
     assert_eq!(
