@@ -1,8 +1,8 @@
 -- The sibling rule of the claim (no earlier open delivery of the same item and channel)
--- on an index of open deliveries only: small (delivered rows leave it), and shaped like
--- the rule, so that a plan made before the table has statistics cannot take the
--- department's id index for it instead (seen on PostgreSQL: every claim then read all of
--- a department's earlier deliveries). deliveries_sibling stays for the superseded check,
--- which looks at every status.
+-- on an index of open deliveries only: small (delivered rows leave it) and shaped like
+-- the rule. The full deliveries_sibling goes: the superseded check, which looks at every
+-- status, finds a disclosure's few deliveries by the unique key (department,
+-- disclosure_id, ...), and each index more is written on every claim and completion.
 CREATE INDEX deliveries_open_sibling ON deliveries (department, disclosure_id, channel, id)
     WHERE status IN ('pending', 'retrying', 'in_flight');
+DROP INDEX deliveries_sibling;
