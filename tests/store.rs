@@ -1090,9 +1090,19 @@ async fn payloads_and_completions_made_together_each_get_their_own_answer(db: Db
             Some(format!("payload {}", c.delivery.id).into_bytes())
         );
         assert_eq!(row.claimed_by, None);
-        assert_eq!(store.list_attempts(DEPT, c.delivery.id).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .list_attempts(DEPT, c.delivery.id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
-    let stale = store.get_delivery(DEPT, claims[5].delivery.id).await.unwrap();
+    let stale = store
+        .get_delivery(DEPT, claims[5].delivery.id)
+        .await
+        .unwrap();
     assert_eq!(
         stale.status,
         DeliveryStatus::InFlight,

@@ -533,10 +533,7 @@ impl PostgresStore {
         let rows = u64::try_from(rows).unwrap_or(u64::MAX);
         let before = self.written.fetch_add(rows, Ordering::Relaxed);
         let after = before.saturating_add(rows);
-        if !ANALYZE_AFTER_ROWS
-            .iter()
-            .any(|&n| before < n && after >= n)
-        {
+        if !ANALYZE_AFTER_ROWS.iter().any(|&n| before < n && after >= n) {
             return;
         }
         let pool = self.pool.clone();
@@ -547,7 +544,9 @@ impl PostgresStore {
             {
                 Ok(_) => tracing::debug!(rows = after, "analyzed the ledger's tables"),
                 // Not the owner of the tables, say: autovacuum will do it later.
-                Err(e) => tracing::info!(error.message = %e, "could not analyze the ledger's tables (autovacuum will)"),
+                Err(e) => {
+                    tracing::info!(error.message = %e, "could not analyze the ledger's tables (autovacuum will)")
+                }
             }
         });
     }
