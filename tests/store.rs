@@ -2661,34 +2661,3 @@ async fn a_postgres_ledger_from_before_departments_is_upgraded_into_default() {
     let store = db.connect().await;
     check_upgraded(&store).await;
 }
-
-/// The WAL is copied into the database file while answers keep coming, by the store's own
-/// checkpointer (the writer would only checkpoint itself at 64 MiB of WAL, not here).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sqlite_store_checkpoints_its_wal_without_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wal.db");
-    let store = gongkai::store::sqlite::SqliteStore::open(path.to_str().unwrap())
-        .await
-        .unwrap();
-    let file_len = || std::fs::metadata(&path).unwrap().len();
-    let before = file_len();
-    let reply = "答".repeat(400);
-    let lease = Duration::from_secs(30);
-    for i in 0..2_000 {
-        store
-            .record_wechat_answer("wx1", &format!("m{i}"), &reply, t(0), lease)
-            .await
-            .unwrap();
-    }
-    let mut waited = 0;
-    while file_len() < before + 2_000_000 && waited < 40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += 1;
-    }
-    assert!(
-        file_len() >= before + 2_000_000,
-        "2,000 answers of 1.2 KB were not checkpointed into the database file within 4 s: {} bytes (was {before})",
-        file_len()
-    );
-}

@@ -34,13 +34,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READER_CONNECTIONS: u32 = 4;
 /// Attempt details and errors come from remote systems: keep the ledger small.
 const DETAIL_MAX_CHARS: usize = 2000;
-/// How often the checkpointer copies the WAL into the database file (see `checkpoints`).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-/// The writer checkpoints by itself only when the WAL has grown this many pages (64 MiB
-/// of 4 KiB pages): the checkpointer fell behind (a reader held the WAL for long).
-const WRITER_AUTOCHECKPOINT_PAGES: &str = "16384";
-/// A WAL left larger than this after a checkpoint is truncated to it.
-const JOURNAL_SIZE_LIMIT_BYTES: &str = "67108864";
 
 /// The columns of `deliveries` that make a [`DeliveryRow`], in one place for every query.
 macro_rules! delivery_cols {
@@ -194,40 +187,6 @@ pub struct SqliteStore {
     /// The callback's answers, stored a batch per statement (`answer_batches`).
     answers: mpsc::Sender<AnswerJob>,
     published: Arc<PublishedGeneration>,
-    /// The checkpointer task (`checkpoints`), stopped with the store.
-    checkpoints: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        self.checkpoints.abort();
-    }
-}
-
-/// Copies the WAL into the database file from a connection of its own, a PASSIVE
-/// checkpoint every `CHECKPOINT_EVERY` (it never waits for the writer nor stops it). Left to
-/// SQLite, the writer checkpoints on the commit that passes 1,000 pages, and that commit,
-/// with every answer and completion batched in it, waits for the copy and its fsync (the
-/// callback's p99 under a burst of clicks).
-async fn checkpoints(pool: SqlitePool) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            Ok(_) => failing = false,
-            Err(e) if !failing => {
-                // Once per run of failures: the writer's own checkpoints still bound the WAL.
-                tracing::warn!(error.message = %e, "SQLite checkpoint failed");
-                failing = true;
-            }
-            Err(_) => {}
-        }
-    }
 }
 
 /// How many grouped writes one transaction takes at most.
@@ -462,18 +421,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES);
+            .busy_timeout(BUSY_TIMEOUT);
         // A local file cannot drop the connection the way a network database can, so the
         // ping before every acquire (a round trip to the connection's thread) buys nothing.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
-            )
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening SQLite database {path}"))?;
         sqlx::migrate!("src/store/migrations/sqlite")
@@ -484,16 +438,9 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(READER_CONNECTIONS)
             .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await
-            .with_context(|| format!("opening SQLite database {path} for reading"))?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
             .connect_with(options)
             .await
-            .with_context(|| format!("opening SQLite database {path} for checkpoints"))?;
-        let checkpoints = tokio::spawn(checkpoints(checkpointer));
+            .with_context(|| format!("opening SQLite database {path} for reading"))?;
         let (group, rx) = mpsc::channel(4 * MAX_GROUP);
         let published = Arc::new(PublishedGeneration::default());
         tokio::spawn(group_commit(writer.clone(), rx, published.clone()));
@@ -505,7 +452,6 @@ impl SqliteStore {
             group,
             answers,
             published,
-            checkpoints,
         })
     }
 
