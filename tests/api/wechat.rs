@@ -287,24 +287,7 @@ async fn a_crash_between_draft_and_submit_publishes_exactly_once() {
         assert!(d.progress.as_ref().unwrap()["draft_media_id"].is_string());
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // The lease runs out; on "restart" the delivery resumes from its saved progress.
-        for _ in 0..50 {
-            app.worker
-                .run_once(Utc::now() + chrono::Duration::days(1))
-                .await
-                .unwrap();
-            if app
-                .ledger
-                .store
-                .get_delivery("default", id)
-                .await
-                .unwrap()
-                .status
-                .is_final()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        app.settle().await;
         let wx = assert_one_article(&app, id).await;
         assert_eq!(wx["calls"]["/cgi-bin/draft/add"], 1, "one draft");
         // The handler counts submits that reached the account: exactly one, whether the
@@ -372,23 +355,7 @@ async fn an_interrupted_submit_is_found_behind_a_page_of_newer_articles() {
     assert!(app.wx().await["live_articles"].as_u64().unwrap() >= 26);
 
     // Taken up again after the lease: found on the second page of the record.
-    for _ in 0..20 {
-        app.worker
-            .run_once(Utc::now() + chrono::Duration::days(1))
-            .await
-            .unwrap();
-        if app
-            .ledger
-            .store
-            .get_delivery("default", id)
-            .await
-            .unwrap()
-            .status
-            .is_final()
-        {
-            break;
-        }
-    }
+    app.settle().await;
     let d = app.ledger.store.get_delivery("default", id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered, "{:?}", d.last_error);
     let wx = app.wx().await;
