@@ -462,7 +462,8 @@ impl Callback {
             .get(&cache_key(msg)?, self.store.published_generation())
     }
 
-    /// The answer `compute` gives, reused while nothing new was published (see `cache`).
+    /// The answer `compute` gives, reused while nothing new was published, and computed
+    /// once for every request that asks while it is being computed (see `cache`).
     async fn cached(
         &self,
         key: Option<String>,
@@ -472,12 +473,7 @@ impl Callback {
             return compute.await;
         };
         let generation = self.store.published_generation();
-        if let Some(r) = self.cache.get(&key, generation) {
-            return Ok(r);
-        }
-        let reply = compute.await?;
-        self.cache.put(&key, generation, &reply);
-        Ok(reply)
+        self.cache.get_or_compute(&key, generation, compute).await
     }
 
     /// A menu click's answer.
