@@ -1,6 +1,6 @@
 //! Row types of the operator console's part of the store (issue 8): operator accounts,
 //! sessions, the disclosure query of the day list and the per-channel counts that the
-//! health page and `/metrics` read. The SQL lives with each backend (`sqlite_console.rs`).
+//! health page and `/metrics` read. The SQL is one text for both backends (`console_sql.rs`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -9,10 +9,10 @@
 //! expired (the instance died) is taken over, and the lost attempt is written down.
 
 pub mod console;
+mod console_sql;
 pub mod postgres;
-mod postgres_console;
+mod rows;
 pub mod sqlite;
-mod sqlite_console;
 
 pub use console::{
     DeliveryCount, DisclosureQuery, LastDelivered, NewOperator, NewSession, OperatorRow, Role,

@@ -14,7 +14,6 @@
 //!   lock on the disclosure id, so they run one after the other as they do on SQLite;
 //! - state changes of a completion are made only under the current claim token.
 
-use std::fmt::Display;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -22,10 +21,14 @@ use std::sync::Mutex;
 use anyhow::{anyhow, Context as _};
 use sqlx::error::ErrorKind;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+use super::rows::{
+    attempt_from_row, col, date_text, delivery_from_row, disclosure_from_row, enum_col, from_ms,
+    ms, opt_date, opt_ts, other, parse_date, ts,
+};
 use super::*;
 
 /// Attempt details and errors come from remote systems: keep the ledger small.
@@ -567,7 +570,7 @@ impl PostgresStore {
             .map_err(|_| StoreError::Other(anyhow!("the group-commit task dropped a write")))?
     }
 
-    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
+    pub(super) async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool
             .begin()
             .await
@@ -615,22 +618,22 @@ async fn notify_work(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()>
 
 #[async_trait]
 impl Store for PostgresStore {
-    // ---- operator console: one-line delegations to `postgres_console.rs` ----
+    // ---- operator console: one-line delegations to `console_sql.rs` ----
 
     async fn create_operator(&self, new: &NewOperator, now: DateTime<Utc>) -> StoreResult<()> {
-        self.pg_console_create_operator(new, now).await
+        self.console_create_operator(new, now).await
     }
 
     async fn get_operator(&self, name: &str) -> StoreResult<Option<OperatorRow>> {
-        self.pg_console_get_operator(name).await
+        self.console_get_operator(name).await
     }
 
     async fn list_operators(&self) -> StoreResult<Vec<OperatorRow>> {
-        self.pg_console_list_operators().await
+        self.console_list_operators().await
     }
 
     async fn set_operator_disabled(&self, name: &str, disabled: bool) -> StoreResult<()> {
-        self.pg_console_set_operator_disabled(name, disabled).await
+        self.console_set_operator_disabled(name, disabled).await
     }
 
     async fn record_failed_sign_in(
@@ -640,16 +643,16 @@ impl Store for PostgresStore {
         max_failures: u32,
         lock_for: Duration,
     ) -> StoreResult<Option<DateTime<Utc>>> {
-        self.pg_console_record_failed_sign_in(name, now, max_failures, lock_for)
+        self.console_record_failed_sign_in(name, now, max_failures, lock_for)
             .await
     }
 
     async fn record_sign_in(&self, name: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.pg_console_record_sign_in(name, now).await
+        self.console_record_sign_in(name, now).await
     }
 
     async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
-        self.pg_console_create_session(session).await
+        self.console_create_session(session).await
     }
 
     async fn get_session(
@@ -657,11 +660,11 @@ impl Store for PostgresStore {
         id_sha256: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>> {
-        self.pg_console_get_session(id_sha256, now).await
+        self.console_get_session(id_sha256, now).await
     }
 
     async fn delete_session(&self, id_sha256: &str) -> StoreResult<()> {
-        self.pg_console_delete_session(id_sha256).await
+        self.console_delete_session(id_sha256).await
     }
 
     async fn list_disclosures(
@@ -669,19 +672,19 @@ impl Store for PostgresStore {
         department: &str,
         q: &DisclosureQuery,
     ) -> StoreResult<Vec<StoredDisclosure>> {
-        self.pg_console_list_disclosures(department, q).await
+        self.console_list_disclosures(department, q).await
     }
 
     async fn count_deliveries(&self, department: Option<&str>) -> StoreResult<Vec<DeliveryCount>> {
-        self.pg_console_count_deliveries(department).await
+        self.console_count_deliveries(department).await
     }
 
     async fn last_delivered(&self, department: &str) -> StoreResult<Vec<LastDelivered>> {
-        self.pg_console_last_delivered(department).await
+        self.console_last_delivered(department).await
     }
 
     async fn count_due(&self, now: DateTime<Utc>) -> StoreResult<i64> {
-        self.pg_console_count_due(now).await
+        self.console_count_due(now).await
     }
 
     async fn insert_disclosure(
@@ -2264,13 +2267,6 @@ async fn commit(tx: Transaction<'static, Postgres>) -> StoreResult<()> {
         .map_err(|e| other(e, "committing a transaction"))
 }
 
-pub(super) fn other<E>(e: E, context: impl Display) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    StoreError::Other(anyhow::Error::new(e).context(context.to_string()))
-}
-
 fn not_found_delivery(id: i64) -> StoreError {
     StoreError::NotFound(format!("没有这个投递（编号 {id}）"))
 }
@@ -2280,124 +2276,6 @@ fn truncate(s: &str) -> String {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_string(),
     }
-}
-
-pub(super) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(super) fn from_ms(v: i64, name: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(v)
-        .ok_or_else(|| StoreError::Other(anyhow!("column {name}: timestamp {v} is out of range")))
-}
-
-fn date_text(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
-
-fn parse_date(s: &str, name: &str) -> StoreResult<NaiveDate> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|e| other(e, format!("column {name}: {s:?} is not a YYYY-MM-DD date")))
-}
-
-pub(super) fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    row.try_get(name)
-        .map_err(|e| other(e, format!("reading column {name}")))
-}
-
-pub(super) fn ts(row: &PgRow, name: &str) -> StoreResult<DateTime<Utc>> {
-    from_ms(col(row, name)?, name)
-}
-
-pub(super) fn opt_ts(row: &PgRow, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
-    col::<Option<i64>>(row, name)?
-        .map(|v| from_ms(v, name))
-        .transpose()
-}
-
-fn opt_date(row: &PgRow, name: &str) -> StoreResult<Option<NaiveDate>> {
-    col::<Option<String>>(row, name)?
-        .map(|s| parse_date(&s, name))
-        .transpose()
-}
-
-pub(super) fn enum_col<T: FromStr<Err = String>>(row: &PgRow, name: &str) -> StoreResult<T> {
-    let text: String = col(row, name)?;
-    text.parse()
-        .map_err(|e: String| StoreError::Other(anyhow!("column {name}: {e}")))
-}
-
-pub(super) fn disclosure_from_row(row: &PgRow) -> StoreResult<StoredDisclosure> {
-    Ok(StoredDisclosure {
-        department: col(row, "department")?,
-        disclosure_id: col(row, "disclosure_id")?,
-        revision: col(row, "revision")?,
-        title: col(row, "title")?,
-        category: col(row, "category")?,
-        publish_date: opt_date(row, "publish_date")?,
-        formed_date: parse_date(&col::<String>(row, "formed_date")?, "formed_date")?,
-        content_hash: col(row, "content_hash")?,
-        json: col(row, "json")?,
-        submitted_by: col(row, "submitted_by")?,
-        received_at: ts(row, "received_at")?,
-        withdrawn_at: opt_ts(row, "withdrawn_at")?,
-        withdrawn_by: col(row, "withdrawn_by")?,
-        withdraw_reason: col(row, "withdraw_reason")?,
-    })
-}
-
-fn delivery_from_row(row: &PgRow) -> StoreResult<DeliveryRow> {
-    Ok(DeliveryRow {
-        id: col(row, "id")?,
-        department: col(row, "department")?,
-        disclosure_id: col(row, "disclosure_id")?,
-        revision: col(row, "revision")?,
-        channel: col(row, "channel")?,
-        kind: enum_col(row, "kind")?,
-        action: enum_col(row, "action")?,
-        status: enum_col(row, "status")?,
-        attempts: col(row, "attempts")?,
-        attempts_base: col(row, "attempts_base")?,
-        next_attempt_at: opt_ts(row, "next_attempt_at")?,
-        next_trigger: enum_col(row, "next_trigger")?,
-        requested_by: col(row, "requested_by")?,
-        claimed_by: col(row, "claimed_by")?,
-        claimed_until: opt_ts(row, "claimed_until")?,
-        remote_id: col(row, "remote_id")?,
-        url: col(row, "url")?,
-        last_error: col(row, "last_error")?,
-        payload: col(row, "payload")?,
-        payload_sha256: col(row, "payload_sha256")?,
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-        delivered_at: opt_ts(row, "delivered_at")?,
-        progress: col::<Option<String>>(row, "progress")?
-            .map(|p| serde_json::from_str(&p).map_err(|e| other(e, "column progress: not JSON")))
-            .transpose()?,
-        displayed_until: opt_ts(row, "displayed_until")?,
-    })
-}
-
-fn attempt_from_row(row: &PgRow) -> StoreResult<AttemptRow> {
-    Ok(AttemptRow {
-        id: col(row, "id")?,
-        delivery_id: col(row, "delivery_id")?,
-        number: col(row, "number")?,
-        trigger: enum_col(row, "trigger")?,
-        requested_by: col(row, "requested_by")?,
-        instance: col(row, "instance")?,
-        started_at: ts(row, "started_at")?,
-        finished_at: ts(row, "finished_at")?,
-        outcome: enum_col(row, "outcome")?,
-        http_status: col(row, "http_status")?,
-        remote_code: col(row, "remote_code")?,
-        detail: col(row, "detail")?,
-        remote_id: col(row, "remote_id")?,
-        duration_ms: col(row, "duration_ms")?,
-    })
 }
 
 /// `record_wechat_answer` in one statement (SQLite batches it: `record_answers`): insert the

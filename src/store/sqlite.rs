@@ -14,7 +14,6 @@
 //! the few SQLite-only spots (`json_each` for id lists, `MAX(a, b)`) are marked.
 
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::str::FromStr;
 
 use anyhow::{anyhow, Context as _};
@@ -23,9 +22,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::rows::{
+    attempt_from_row, col, date_text, delivery_from_row, disclosure_from_row, enum_col, from_ms,
+    ms, opt_date, opt_ts, other, parse_date, ts,
+};
 use super::*;
 
 /// How long a statement waits for another process's write lock before giving up.
@@ -1484,7 +1487,7 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    // ---- operator console: one-line delegations to `sqlite_console.rs` ----
+    // ---- operator console: one-line delegations to `console_sql.rs` ----
 
     async fn create_operator(&self, new: &NewOperator, now: DateTime<Utc>) -> StoreResult<()> {
         self.console_create_operator(new, now).await
@@ -2222,13 +2225,6 @@ async fn commit(tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
         .map_err(|e| other(e, "committing a write transaction"))
 }
 
-pub(super) fn other<E>(e: E, context: impl Display) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    StoreError::Other(anyhow::Error::new(e).context(context.to_string()))
-}
-
 fn not_found_delivery(id: i64) -> StoreError {
     StoreError::NotFound(format!("没有这个投递（编号 {id}）"))
 }
@@ -2244,127 +2240,10 @@ fn json_ids(ids: &[i64]) -> StoreResult<String> {
     serde_json::to_string(ids).map_err(|e| other(e, "encoding ids"))
 }
 
-pub(super) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(super) fn from_ms(v: i64, name: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(v)
-        .ok_or_else(|| StoreError::Other(anyhow!("column {name}: timestamp {v} is out of range")))
-}
-
-fn date_text(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
-
-fn parse_date(s: &str, name: &str) -> StoreResult<NaiveDate> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|e| other(e, format!("column {name}: {s:?} is not a YYYY-MM-DD date")))
-}
-
-pub(super) fn col<'r, T>(row: &'r SqliteRow, name: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(name)
-        .map_err(|e| other(e, format!("reading column {name}")))
-}
-
-pub(super) fn ts(row: &SqliteRow, name: &str) -> StoreResult<DateTime<Utc>> {
-    from_ms(col(row, name)?, name)
-}
-
-pub(super) fn opt_ts(row: &SqliteRow, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
-    col::<Option<i64>>(row, name)?
-        .map(|v| from_ms(v, name))
-        .transpose()
-}
-
-fn opt_date(row: &SqliteRow, name: &str) -> StoreResult<Option<NaiveDate>> {
-    col::<Option<String>>(row, name)?
-        .map(|s| parse_date(&s, name))
-        .transpose()
-}
-
-pub(super) fn enum_col<T: FromStr<Err = String>>(row: &SqliteRow, name: &str) -> StoreResult<T> {
-    let text: String = col(row, name)?;
-    text.parse()
-        .map_err(|e: String| StoreError::Other(anyhow!("column {name}: {e}")))
-}
-
-pub(super) fn disclosure_from_row(row: &SqliteRow) -> StoreResult<StoredDisclosure> {
-    Ok(StoredDisclosure {
-        department: col(row, "department")?,
-        disclosure_id: col(row, "disclosure_id")?,
-        revision: col(row, "revision")?,
-        title: col(row, "title")?,
-        category: col(row, "category")?,
-        publish_date: opt_date(row, "publish_date")?,
-        formed_date: parse_date(&col::<String>(row, "formed_date")?, "formed_date")?,
-        content_hash: col(row, "content_hash")?,
-        json: col(row, "json")?,
-        submitted_by: col(row, "submitted_by")?,
-        received_at: ts(row, "received_at")?,
-        withdrawn_at: opt_ts(row, "withdrawn_at")?,
-        withdrawn_by: col(row, "withdrawn_by")?,
-        withdraw_reason: col(row, "withdraw_reason")?,
-    })
-}
-
-fn delivery_from_row(row: &SqliteRow) -> StoreResult<DeliveryRow> {
-    Ok(DeliveryRow {
-        id: col(row, "id")?,
-        department: col(row, "department")?,
-        disclosure_id: col(row, "disclosure_id")?,
-        revision: col(row, "revision")?,
-        channel: col(row, "channel")?,
-        kind: enum_col(row, "kind")?,
-        action: enum_col(row, "action")?,
-        status: enum_col(row, "status")?,
-        attempts: col(row, "attempts")?,
-        attempts_base: col(row, "attempts_base")?,
-        next_attempt_at: opt_ts(row, "next_attempt_at")?,
-        next_trigger: enum_col(row, "next_trigger")?,
-        requested_by: col(row, "requested_by")?,
-        claimed_by: col(row, "claimed_by")?,
-        claimed_until: opt_ts(row, "claimed_until")?,
-        remote_id: col(row, "remote_id")?,
-        url: col(row, "url")?,
-        last_error: col(row, "last_error")?,
-        payload: col(row, "payload")?,
-        payload_sha256: col(row, "payload_sha256")?,
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-        delivered_at: opt_ts(row, "delivered_at")?,
-        progress: col::<Option<String>>(row, "progress")?
-            .map(|p| serde_json::from_str(&p).map_err(|e| other(e, "column progress: not JSON")))
-            .transpose()?,
-        displayed_until: opt_ts(row, "displayed_until")?,
-    })
-}
-
-fn attempt_from_row(row: &SqliteRow) -> StoreResult<AttemptRow> {
-    Ok(AttemptRow {
-        id: col(row, "id")?,
-        delivery_id: col(row, "delivery_id")?,
-        number: col(row, "number")?,
-        trigger: enum_col(row, "trigger")?,
-        requested_by: col(row, "requested_by")?,
-        instance: col(row, "instance")?,
-        started_at: ts(row, "started_at")?,
-        finished_at: ts(row, "finished_at")?,
-        outcome: enum_col(row, "outcome")?,
-        http_status: col(row, "http_status")?,
-        remote_code: col(row, "remote_code")?,
-        detail: col(row, "detail")?,
-        remote_id: col(row, "remote_id")?,
-        duration_ms: col(row, "duration_ms")?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Row;
 
     /// The claim runs on every poll of every worker: it must walk `deliveries_due` in
     /// order and stop after `limit` rows, not sort every due row. SQLite has no statistics

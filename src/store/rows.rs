@@ -1,0 +1,188 @@
+//! Reading rows into the store's types, shared by the two backends. Both schemas keep the
+//! same columns with the same meaning (timestamps as milliseconds, dates as YYYY-MM-DD
+//! text, enums as their names), so a ledger row maps to the same struct whichever
+//! database it came from; only the driver's row type differs, and `Columns` hides it.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use anyhow::anyhow;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{AttemptRow, DeliveryRow, StoreError, StoreResult, StoredDisclosure};
+
+/// A database error with what the store was doing.
+pub(super) fn other<E>(e: E, context: impl Display) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Other(anyhow::Error::new(e).context(context.to_string()))
+}
+
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn from_ms(v: i64, name: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v)
+        .ok_or_else(|| StoreError::Other(anyhow!("column {name}: timestamp {v} is out of range")))
+}
+
+pub(super) fn date_text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+pub(super) fn parse_date(s: &str, name: &str) -> StoreResult<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| other(e, format!("column {name}: {s:?} is not a YYYY-MM-DD date")))
+}
+
+/// A column value either driver decodes the same way.
+pub(super) trait Value: Sized {
+    fn from_sqlite(row: &SqliteRow, name: &str) -> Result<Self, sqlx::Error>;
+    fn from_pg(row: &PgRow, name: &str) -> Result<Self, sqlx::Error>;
+}
+
+macro_rules! values {
+    ($($t:ty),* $(,)?) => {$(
+        impl Value for $t {
+            fn from_sqlite(row: &SqliteRow, name: &str) -> Result<Self, sqlx::Error> {
+                row.try_get(name)
+            }
+            fn from_pg(row: &PgRow, name: &str) -> Result<Self, sqlx::Error> {
+                row.try_get(name)
+            }
+        }
+    )*};
+}
+
+values!(
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    bool,
+);
+
+/// A row of either backend, read by column name; errors name the column.
+pub(super) trait Columns {
+    fn value<T: Value>(&self, name: &str) -> Result<T, sqlx::Error>;
+}
+
+impl Columns for SqliteRow {
+    fn value<T: Value>(&self, name: &str) -> Result<T, sqlx::Error> {
+        T::from_sqlite(self, name)
+    }
+}
+
+impl Columns for PgRow {
+    fn value<T: Value>(&self, name: &str) -> Result<T, sqlx::Error> {
+        T::from_pg(self, name)
+    }
+}
+
+pub(super) fn col<T: Value>(row: &impl Columns, name: &str) -> StoreResult<T> {
+    row.value(name)
+        .map_err(|e| other(e, format!("reading column {name}")))
+}
+
+pub(super) fn ts(row: &impl Columns, name: &str) -> StoreResult<DateTime<Utc>> {
+    from_ms(col(row, name)?, name)
+}
+
+pub(super) fn opt_ts(row: &impl Columns, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    col::<Option<i64>>(row, name)?
+        .map(|v| from_ms(v, name))
+        .transpose()
+}
+
+pub(super) fn date(row: &impl Columns, name: &str) -> StoreResult<NaiveDate> {
+    parse_date(&col::<String>(row, name)?, name)
+}
+
+pub(super) fn opt_date(row: &impl Columns, name: &str) -> StoreResult<Option<NaiveDate>> {
+    col::<Option<String>>(row, name)?
+        .map(|s| parse_date(&s, name))
+        .transpose()
+}
+
+pub(super) fn enum_col<T: FromStr<Err = String>>(row: &impl Columns, name: &str) -> StoreResult<T> {
+    let text: String = col(row, name)?;
+    text.parse()
+        .map_err(|e: String| StoreError::Other(anyhow!("column {name}: {e}")))
+}
+
+pub(super) fn disclosure_from_row(row: &impl Columns) -> StoreResult<StoredDisclosure> {
+    Ok(StoredDisclosure {
+        department: col(row, "department")?,
+        disclosure_id: col(row, "disclosure_id")?,
+        revision: col(row, "revision")?,
+        title: col(row, "title")?,
+        category: col(row, "category")?,
+        publish_date: opt_date(row, "publish_date")?,
+        formed_date: date(row, "formed_date")?,
+        content_hash: col(row, "content_hash")?,
+        json: col(row, "json")?,
+        submitted_by: col(row, "submitted_by")?,
+        received_at: ts(row, "received_at")?,
+        withdrawn_at: opt_ts(row, "withdrawn_at")?,
+        withdrawn_by: col(row, "withdrawn_by")?,
+        withdraw_reason: col(row, "withdraw_reason")?,
+    })
+}
+
+pub(super) fn delivery_from_row(row: &impl Columns) -> StoreResult<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: col(row, "id")?,
+        department: col(row, "department")?,
+        disclosure_id: col(row, "disclosure_id")?,
+        revision: col(row, "revision")?,
+        channel: col(row, "channel")?,
+        kind: enum_col(row, "kind")?,
+        action: enum_col(row, "action")?,
+        status: enum_col(row, "status")?,
+        attempts: col(row, "attempts")?,
+        attempts_base: col(row, "attempts_base")?,
+        next_attempt_at: opt_ts(row, "next_attempt_at")?,
+        next_trigger: enum_col(row, "next_trigger")?,
+        requested_by: col(row, "requested_by")?,
+        claimed_by: col(row, "claimed_by")?,
+        claimed_until: opt_ts(row, "claimed_until")?,
+        remote_id: col(row, "remote_id")?,
+        url: col(row, "url")?,
+        last_error: col(row, "last_error")?,
+        payload: col(row, "payload")?,
+        payload_sha256: col(row, "payload_sha256")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+        delivered_at: opt_ts(row, "delivered_at")?,
+        progress: col::<Option<String>>(row, "progress")?
+            .map(|p| serde_json::from_str(&p).map_err(|e| other(e, "column progress: not JSON")))
+            .transpose()?,
+        displayed_until: opt_ts(row, "displayed_until")?,
+    })
+}
+
+pub(super) fn attempt_from_row(row: &impl Columns) -> StoreResult<AttemptRow> {
+    Ok(AttemptRow {
+        id: col(row, "id")?,
+        delivery_id: col(row, "delivery_id")?,
+        number: col(row, "number")?,
+        trigger: enum_col(row, "trigger")?,
+        requested_by: col(row, "requested_by")?,
+        instance: col(row, "instance")?,
+        started_at: ts(row, "started_at")?,
+        finished_at: ts(row, "finished_at")?,
+        outcome: enum_col(row, "outcome")?,
+        http_status: col(row, "http_status")?,
+        remote_code: col(row, "remote_code")?,
+        detail: col(row, "detail")?,
+        remote_id: col(row, "remote_id")?,
+        duration_ms: col(row, "duration_ms")?,
+    })
+}
