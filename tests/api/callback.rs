@@ -7,16 +7,12 @@ use std::time::Duration;
 use gongkai::app::Application;
 use gongkai::config::Settings;
 use gongkai::sandbox::wechat::{event_message, text_message, CallbackMode, UserClient};
-use gongkai::sandbox::{self, SandboxHandle};
+use gongkai::sandbox::SandboxHandle;
 use gongkai::wechat_callback::message::Message;
 use reqwest::StatusCode;
-use tokio::net::TcpListener;
 
 use crate::helpers::*;
 
-const APPID: &str = "wx00000000sandbox";
-const APP_SECRET: &str = "wechat-app-secret";
-const CB_TOKEN: &str = "cbtoken123";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 struct Cb {
@@ -57,26 +53,6 @@ key = "ADDRESS"
 action = "text"
 text = "地址：漳平市民政局（菁城街道和平路1号），工作日 8:00-12:00、15:00-18:00。"
 "#;
-
-async fn cb_sandbox() -> SandboxHandle {
-    sandbox::spawn(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        sandbox::SandboxConfig {
-            gov_site_apps: vec![sandbox::GovSiteApp {
-                app_key: "zpmzj".into(),
-                secret: SECRET.into(),
-            }],
-            wechat_apps: vec![sandbox::wechat::WechatApp {
-                appid: APPID.into(),
-                secret: APP_SECRET.into(),
-                callback_token: CB_TOKEN.into(),
-                callback_url: None,
-            }],
-            wechat_publish_delay_ms: Some(10),
-        },
-    )
-    .await
-}
 
 fn lay_out_callback(
     dir: &std::path::Path,
@@ -124,7 +100,7 @@ async fn start(
 
 /// The daemon with the 23 bundled examples published to the website (not to WeChat).
 async fn spawn_callback_app(tweak: impl FnOnce(&mut Settings)) -> Cb {
-    let sandbox = cb_sandbox().await;
+    let sandbox = spawn_wechat_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let config = lay_out_callback(dir.path(), &sandbox, "");
     let app = start(dir, config, sandbox, tweak).await;
@@ -376,7 +352,7 @@ async fn a_withdrawn_item_is_not_found_any_more() {
 
 #[tokio::test]
 async fn a_long_reply_is_cut_at_a_character_boundary() {
-    let sandbox = cb_sandbox().await;
+    let sandbox = spawn_wechat_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let long = "依申请公开".repeat(300);
     let extra = format!(
@@ -434,7 +410,7 @@ async fn a_slow_search_answers_success_and_sends_a_customer_service_message() {
 
 #[tokio::test]
 async fn menu_push_creates_the_configured_menu_and_refuses_one_over_the_limits() {
-    let sandbox = cb_sandbox().await;
+    let sandbox = spawn_wechat_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let config = lay_out_callback(dir.path(), &sandbox, "");
     gongkai::wechat_callback::menu_cli::push(&config)

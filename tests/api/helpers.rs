@@ -56,6 +56,33 @@ pub async fn spawn_sandbox() -> SandboxHandle {
     .await
 }
 
+/// The official account of the WeChat tests (callback and publishing).
+pub const APPID: &str = "wx00000000sandbox";
+pub const APP_SECRET: &str = "wechat-app-secret";
+pub const CB_TOKEN: &str = "cbtoken123";
+
+/// A sandbox with the website app and the official account `APPID`; the emulator finishes
+/// a publish job 10 ms after the submit.
+pub async fn spawn_wechat_sandbox() -> SandboxHandle {
+    sandbox::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        sandbox::SandboxConfig {
+            gov_site_apps: vec![sandbox::GovSiteApp {
+                app_key: "zpmzj".into(),
+                secret: SECRET.into(),
+            }],
+            wechat_apps: vec![sandbox::wechat::WechatApp {
+                appid: APPID.into(),
+                secret: APP_SECRET.into(),
+                callback_token: CB_TOKEN.into(),
+                callback_url: None,
+            }],
+            wechat_publish_delay_ms: Some(10),
+        },
+    )
+    .await
+}
+
 /// Lays out a working folder (the demo's layout) for a platform at `sandbox`.
 pub fn lay_out(dir: &std::path::Path, sandbox: &SandboxHandle) -> PathBuf {
     gongkai::demo::lay_out(

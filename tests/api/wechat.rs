@@ -14,10 +14,6 @@ use tokio::net::TcpListener;
 
 use crate::helpers::*;
 
-const APPID: &str = "wx00000000sandbox";
-const APP_SECRET: &str = "wechat-app-secret";
-const CB_TOKEN: &str = "cbtoken123";
-
 struct WxApp {
     app: TestApp,
     /// The PostgreSQL database of an app made by `spawn_wechat_app_on`, dropped after it.
@@ -29,26 +25,6 @@ impl std::ops::Deref for WxApp {
     fn deref(&self) -> &TestApp {
         &self.app
     }
-}
-
-async fn wechat_sandbox() -> SandboxHandle {
-    sandbox::spawn(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        sandbox::SandboxConfig {
-            gov_site_apps: vec![sandbox::GovSiteApp {
-                app_key: "zpmzj".into(),
-                secret: SECRET.into(),
-            }],
-            wechat_apps: vec![sandbox::wechat::WechatApp {
-                appid: APPID.into(),
-                secret: APP_SECRET.into(),
-                callback_token: CB_TOKEN.into(),
-                callback_url: None,
-            }],
-            wechat_publish_delay_ms: Some(10),
-        },
-    )
-    .await
 }
 
 fn write_channel(dir: &std::path::Path, sandbox: &SandboxHandle, extra: &str) {
@@ -86,7 +62,7 @@ async fn spawn_wechat_app_on(
     callback: bool,
     extra: &str,
 ) -> WxApp {
-    let sandbox = wechat_sandbox().await;
+    let sandbox = spawn_wechat_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let config_path = lay_out(dir.path(), &sandbox);
     write_channel(dir.path(), &sandbox, extra);
