@@ -12,6 +12,7 @@ pub mod console;
 mod console_sql;
 pub mod postgres;
 mod rows;
+mod shared_sql;
 pub mod sqlite;
 
 pub use console::{

@@ -14,6 +14,42 @@ use sqlx::Row;
 
 use super::{AttemptRow, DeliveryRow, StoreError, StoreResult, StoredDisclosure};
 
+/// The columns `delivery_from_row` reads, in a SELECT of `deliveries`.
+macro_rules! delivery_cols {
+    () => {
+        "id, department, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
+         next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
+         last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress, \
+         displayed_until"
+    };
+}
+pub(super) use delivery_cols;
+
+/// The columns `disclosure_from_row` reads, of `disclosures` as `s`.
+macro_rules! disclosure_cols {
+    () => {
+        "s.department, s.disclosure_id, s.revision, s.title, s.category, s.publish_date, s.formed_date, \
+         s.content_hash, s.json, s.submitted_by, s.received_at, s.withdrawn_at, s.withdrawn_by, \
+         s.withdraw_reason"
+    };
+}
+pub(super) use disclosure_cols;
+
+/// How much of an error text a delivery keeps as `last_error`.
+pub(super) const DETAIL_MAX_CHARS: usize = 2000;
+
+/// `s` cut to `DETAIL_MAX_CHARS` characters, with an ellipsis when cut.
+pub(super) fn truncate(s: &str) -> String {
+    match s.char_indices().nth(DETAIL_MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+pub(super) fn not_found_delivery(id: i64) -> StoreError {
+    StoreError::NotFound(format!("没有这个投递（编号 {id}）"))
+}
+
 /// A database error with what the store was doing.
 pub(super) fn other<E>(e: E, context: impl Display) -> StoreError
 where

@@ -26,8 +26,9 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{
-    attempt_from_row, col, date_text, delivery_from_row, disclosure_from_row, enum_col, from_ms,
-    ms, opt_date, opt_ts, other, parse_date, ts,
+    attempt_from_row, col, date_text, delivery_cols, delivery_from_row, disclosure_cols,
+    disclosure_from_row, enum_col, from_ms, ms, not_found_delivery, opt_date, opt_ts, other,
+    parse_date, truncate, ts,
 };
 use super::*;
 
@@ -35,27 +36,6 @@ use super::*;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Readers run beside the writer (WAL); a few are enough for the API and the CLI lists.
 const READER_CONNECTIONS: u32 = 4;
-/// Attempt details and errors come from remote systems: keep the ledger small.
-const DETAIL_MAX_CHARS: usize = 2000;
-
-/// The columns of `deliveries` that make a [`DeliveryRow`], in one place for every query.
-macro_rules! delivery_cols {
-    () => {
-        "id, department, disclosure_id, revision, channel, kind, action, status, attempts, attempts_base, \
-         next_attempt_at, next_trigger, requested_by, claimed_by, claimed_until, remote_id, url, \
-         last_error, payload, payload_sha256, created_at, updated_at, delivered_at, progress, \
-         displayed_until"
-    };
-}
-
-/// The columns of `disclosures` that make a [`StoredDisclosure`], qualified by `s.`.
-macro_rules! disclosure_cols {
-    () => {
-        "s.department, s.disclosure_id, s.revision, s.title, s.category, s.publish_date, s.formed_date, \
-         s.content_hash, s.json, s.submitted_by, s.received_at, s.withdrawn_at, s.withdrawn_by, \
-         s.withdraw_reason"
-    };
-}
 
 /// The claim columns are cleared together whenever a claim ends.
 macro_rules! clear_claim {
@@ -93,18 +73,6 @@ const CLAIM_CANDIDATES_SQL: &str = concat!(
      ORDER BY d.next_attempt_at, d.id
      LIMIT $2"
 );
-
-/// A row waiting for an older sibling is not due however old its time is; without the
-/// NOT EXISTS the worker would wake in a loop for it.
-const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
-     WHERE d.status IN ('pending', 'retrying', 'in_flight')
-       AND d.next_attempt_at IS NOT NULL
-       AND NOT EXISTS (
-           SELECT 1 FROM deliveries o
-           WHERE o.department = d.department AND o.disclosure_id = d.disclosure_id
-             AND o.channel = d.channel
-             AND o.id < d.id AND o.status IN ('pending', 'retrying', 'in_flight'))
-     ORDER BY d.next_attempt_at LIMIT 1";
 
 /// The rows of `report_published` (migrations 0005, 0008) for the items `filter` selects
 /// (`"department = $1 AND disclosure_id = $2"` for one item; `"1 = 1"` for all): see
@@ -616,35 +584,8 @@ impl Store for SqliteStore {
         disclosure_id: &str,
         revision: Option<i64>,
     ) -> StoreResult<StoredDisclosure> {
-        let row = match revision {
-            Some(rev) => sqlx::query(concat!(
-                "SELECT ",
-                disclosure_cols!(),
-                " FROM disclosures s
-                  WHERE s.department = $3 AND s.disclosure_id = $1 AND s.revision = $2"
-            ))
-            .bind(disclosure_id)
-            .bind(rev)
-            .bind(department),
-            None => sqlx::query(concat!(
-                "SELECT ",
-                disclosure_cols!(),
-                " FROM disclosures s WHERE s.department = $2 AND s.disclosure_id = $1
-                  ORDER BY s.revision DESC LIMIT 1"
-            ))
-            .bind(disclosure_id)
-            .bind(department),
-        }
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|e| other(e, "reading a disclosure"))?;
-        match row {
-            Some(row) => disclosure_from_row(&row),
-            None => Err(StoreError::NotFound(match revision {
-                Some(rev) => format!("没有公开件 {disclosure_id} 第{rev}版"),
-                None => format!("没有公开件 {disclosure_id}"),
-            })),
-        }
+        self.shared_get_disclosure(department, disclosure_id, revision)
+            .await
     }
 
     async fn withdraw_disclosure(
@@ -933,53 +874,11 @@ impl Store for SqliteStore {
         department: &str,
         filter: &DeliveryFilter,
     ) -> StoreResult<Vec<DeliveryRow>> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
-            "SELECT ",
-            delivery_cols!(),
-            " FROM deliveries WHERE department = "
-        ));
-        q.push_bind(department);
-        if !filter.statuses.is_empty() {
-            q.push(" AND status IN (");
-            let mut list = q.separated(", ");
-            for st in &filter.statuses {
-                list.push_bind(st.as_str());
-            }
-            q.push(")");
-        }
-        if let Some(channel) = &filter.channel {
-            q.push(" AND channel = ").push_bind(channel);
-        }
-        if let Some(id) = &filter.disclosure_id {
-            q.push(" AND disclosure_id = ").push_bind(id);
-        }
-        q.push(" ORDER BY id");
-        if let Some(limit) = filter.limit {
-            q.push(" LIMIT ").push_bind(limit.max(0));
-        }
-        let rows = q
-            .build()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(|e| other(e, "listing deliveries"))?;
-        rows.iter().map(delivery_from_row).collect()
+        self.shared_list_deliveries(department, filter).await
     }
 
     async fn get_delivery(&self, department: &str, id: i64) -> StoreResult<DeliveryRow> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            delivery_cols!(),
-            " FROM deliveries WHERE id = $1 AND department = $2"
-        ))
-        .bind(id)
-        .bind(department)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|e| other(e, "reading a delivery"))?;
-        match row {
-            Some(row) => delivery_from_row(&row),
-            None => Err(not_found_delivery(id)),
-        }
+        self.shared_get_delivery(department, id).await
     }
 
     async fn list_attempts(
@@ -1205,29 +1104,12 @@ impl Store for SqliteStore {
         revision: i64,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE deliveries SET displayed_until = $4
-             WHERE department = $5 AND channel = $1 AND disclosure_id = $2 AND revision = $3
-               AND action = 'publish' AND delivered_at IS NOT NULL
-               AND displayed_until IS NULL",
-        )
-        .bind(channel)
-        .bind(disclosure_id)
-        .bind(revision)
-        .bind(ms(at))
-        .bind(department)
-        .execute(&self.writer)
-        .await
-        .map_err(|e| other(e, "recording when a displayed item came down"))?;
-        Ok(())
+        self.shared_record_displayed_until(department, channel, disclosure_id, revision, at)
+            .await
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let next: Option<i64> = sqlx::query_scalar(NEXT_DUE_SQL)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(|e| other(e, "finding the next due time"))?;
-        next.map(|v| from_ms(v, "next_attempt_at")).transpose()
+        self.shared_next_due_at().await
     }
 
     async fn save_progress(
@@ -1236,30 +1118,8 @@ impl Store for SqliteStore {
         claim_token: &str,
         progress: &serde_json::Value,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET progress = $3
-             WHERE id = $1 AND claim_token = $2 AND status = 'in_flight'",
-        )
-        .bind(delivery_id)
-        .bind(claim_token)
-        .bind(progress.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(|e| other(e, "saving the delivery's progress"))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM deliveries WHERE id = $1")
-            .bind(delivery_id)
-            .fetch_optional(&self.writer)
+        self.shared_save_progress(delivery_id, claim_token, progress)
             .await
-            .map_err(|e| other(e, "reading the delivery"))?;
-        if exists.is_none() {
-            return Err(not_found_delivery(delivery_id));
-        }
-        Err(StoreError::Conflict(format!(
-            "投递 {delivery_id} 已不在本次认领中（可能已被其他实例接管），进度未保存"
-        )))
     }
 
     // ---- WeChat official-account state ----
@@ -1322,38 +1182,12 @@ impl Store for SqliteStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO wechat_tokens (appid, access_token, expires_at, grants, updated_at)
-             VALUES ($1, $2, $3, 1, $4)
-             ON CONFLICT (appid) DO UPDATE SET access_token = $2, expires_at = $3,
-                 grants = wechat_tokens.grants + 1, updated_at = $4,
-                 refreshing_by = CASE WHEN wechat_tokens.refreshing_by = $5 THEN NULL
-                                 ELSE wechat_tokens.refreshing_by END,
-                 refreshing_until = CASE WHEN wechat_tokens.refreshing_by = $5 THEN NULL
-                                    ELSE wechat_tokens.refreshing_until END",
-        )
-        .bind(appid)
-        .bind(access_token)
-        .bind(ms(expires_at))
-        .bind(ms(now))
-        .bind(holder)
-        .execute(&self.writer)
-        .await
-        .map_err(|e| other(e, "storing the WeChat token"))?;
-        Ok(())
+        self.shared_put_wechat_token(appid, holder, access_token, expires_at, now)
+            .await
     }
 
     async fn unlock_wechat_token_refresh(&self, appid: &str, holder: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE wechat_tokens SET refreshing_by = NULL, refreshing_until = NULL
-             WHERE appid = $1 AND refreshing_by = $2",
-        )
-        .bind(appid)
-        .bind(holder)
-        .execute(&self.writer)
-        .await
-        .map_err(|e| other(e, "unlocking the WeChat token refresh"))?;
-        Ok(())
+        self.shared_unlock_wechat_token_refresh(appid, holder).await
     }
 
     async fn wechat_media(
@@ -1362,44 +1196,11 @@ impl Store for SqliteStore {
         kind: &str,
         content_sha256: &str,
     ) -> StoreResult<Option<WechatMedia>> {
-        let row = sqlx::query(
-            "SELECT media_id, url FROM wechat_media
-             WHERE appid = $1 AND kind = $2 AND content_sha256 = $3",
-        )
-        .bind(appid)
-        .bind(kind)
-        .bind(content_sha256)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(|e| other(e, "reading WeChat media"))?;
-        row.map(|r| {
-            Ok(WechatMedia {
-                appid: appid.to_string(),
-                kind: kind.to_string(),
-                content_sha256: content_sha256.to_string(),
-                media_id: col(&r, "media_id")?,
-                url: col(&r, "url")?,
-            })
-        })
-        .transpose()
+        self.shared_wechat_media(appid, kind, content_sha256).await
     }
 
     async fn put_wechat_media(&self, media: &WechatMedia, now: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO wechat_media (appid, kind, content_sha256, media_id, url, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (appid, kind, content_sha256) DO UPDATE SET media_id = $4, url = $5",
-        )
-        .bind(&media.appid)
-        .bind(&media.kind)
-        .bind(&media.content_sha256)
-        .bind(&media.media_id)
-        .bind(&media.url)
-        .bind(ms(now))
-        .execute(&self.writer)
-        .await
-        .map_err(|e| other(e, "storing WeChat media"))?;
-        Ok(())
+        self.shared_put_wechat_media(media, now).await
     }
 
     async fn record_wechat_publish_event(
@@ -1461,30 +1262,7 @@ impl Store for SqliteStore {
         appid: &str,
         publish_id: &str,
     ) -> StoreResult<Option<WechatPublishEvent>> {
-        let row = sqlx::query(
-            "SELECT publish_status, article_id, article_url, fail_idx, times_received
-             FROM wechat_publish_events WHERE appid = $1 AND publish_id = $2",
-        )
-        .bind(appid)
-        .bind(publish_id)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(|e| other(e, "reading a PUBLISHJOBFINISH event"))?;
-        row.map(|r| {
-            let fail_idx: Option<String> = col(&r, "fail_idx")?;
-            Ok(WechatPublishEvent {
-                appid: appid.to_string(),
-                publish_id: publish_id.to_string(),
-                publish_status: col(&r, "publish_status")?,
-                article_id: col(&r, "article_id")?,
-                article_url: col(&r, "article_url")?,
-                fail_idx: fail_idx
-                    .and_then(|f| serde_json::from_str(&f).ok())
-                    .unwrap_or_default(),
-                times_received: col(&r, "times_received")?,
-            })
-        })
-        .transpose()
+        self.shared_wechat_publish_event(appid, publish_id).await
     }
 
     // ---- operator console: one-line delegations to `console_sql.rs` ----
@@ -1670,19 +1448,7 @@ impl Store for SqliteStore {
         result: &WechatMassResult,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let times: i64 = sqlx::query_scalar(super::MASS_RESULT_SQL)
-            .bind(&result.appid)
-            .bind(&result.msg_id)
-            .bind(&result.status)
-            .bind(result.total_count)
-            .bind(result.filter_count)
-            .bind(result.sent_count)
-            .bind(result.error_count)
-            .bind(ms(now))
-            .fetch_one(&self.writer)
-            .await
-            .map_err(|e| other(e, "recording the MASSSENDJOBFINISH event"))?;
-        Ok(times == 1)
+        self.shared_record_wechat_mass_result(result, now).await
     }
 
     async fn wechat_mass_result(
@@ -1690,30 +1456,7 @@ impl Store for SqliteStore {
         appid: &str,
         msg_id: &str,
     ) -> StoreResult<Option<WechatMassResult>> {
-        let row = sqlx::query(
-            "SELECT appid, msg_id, status, total_count, filter_count, sent_count, error_count,
-                    received_at, times_received
-             FROM wechat_mass_results WHERE appid = $1 AND msg_id = $2",
-        )
-        .bind(appid)
-        .bind(msg_id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|e| other(e, "reading a mass-send report"))?;
-        row.map(|r| {
-            Ok(WechatMassResult {
-                appid: col(&r, "appid")?,
-                msg_id: col(&r, "msg_id")?,
-                status: col(&r, "status")?,
-                total_count: col(&r, "total_count")?,
-                filter_count: col(&r, "filter_count")?,
-                sent_count: col(&r, "sent_count")?,
-                error_count: col(&r, "error_count")?,
-                received_at: opt_ts(&r, "received_at")?,
-                times_received: col(&r, "times_received")?,
-            })
-        })
-        .transpose()
+        self.shared_wechat_mass_result(appid, msg_id).await
     }
 
     async fn answer_wechat_message(
@@ -2232,23 +1975,13 @@ async fn commit(tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
         .map_err(|e| other(e, "committing a write transaction"))
 }
 
-fn not_found_delivery(id: i64) -> StoreError {
-    StoreError::NotFound(format!("没有这个投递（编号 {id}）"))
-}
-
-fn truncate(s: &str) -> String {
-    match s.char_indices().nth(DETAIL_MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_string(),
-    }
-}
-
 fn json_ids(ids: &[i64]) -> StoreResult<String> {
     serde_json::to_string(ids).map_err(|e| other(e, "encoding ids"))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::shared_sql::NEXT_DUE_SQL;
     use super::*;
     use sqlx::Row;
 
