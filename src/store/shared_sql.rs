@@ -186,6 +186,31 @@ macro_rules! shared_methods {
                 )))
             }
 
+            pub(super) async fn shared_wechat_token(
+                &self,
+                appid: &str,
+            ) -> StoreResult<Option<WechatToken>> {
+                // On the pool that writes: a token just stored here must be seen at once.
+                let row = sqlx::query(
+                    "SELECT access_token, expires_at, refreshing_by, refreshing_until, grants
+                     FROM wechat_tokens WHERE appid = $1",
+                )
+                .bind(appid)
+                .fetch_optional(&self.$writes)
+                .await
+                .map_err(|e| other(e, "reading the WeChat token"))?;
+                row.map(|r| {
+                    Ok(WechatToken {
+                        access_token: col(&r, "access_token")?,
+                        expires_at: opt_ts(&r, "expires_at")?,
+                        refreshing_by: col(&r, "refreshing_by")?,
+                        refreshing_until: opt_ts(&r, "refreshing_until")?,
+                        grants: col(&r, "grants")?,
+                    })
+                })
+                .transpose()
+            }
+
             pub(super) async fn shared_put_wechat_token(
                 &self,
                 appid: &str,

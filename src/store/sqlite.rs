@@ -1125,25 +1125,7 @@ impl Store for SqliteStore {
     // ---- WeChat official-account state ----
 
     async fn wechat_token(&self, appid: &str) -> StoreResult<Option<WechatToken>> {
-        // The writer: a token just stored by this process must be seen at once.
-        let row = sqlx::query(
-            "SELECT access_token, expires_at, refreshing_by, refreshing_until, grants
-             FROM wechat_tokens WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(|e| other(e, "reading the WeChat token"))?;
-        row.map(|r| {
-            Ok(WechatToken {
-                access_token: col(&r, "access_token")?,
-                expires_at: opt_ts(&r, "expires_at")?,
-                refreshing_by: col(&r, "refreshing_by")?,
-                refreshing_until: opt_ts(&r, "refreshing_until")?,
-                grants: col(&r, "grants")?,
-            })
-        })
-        .transpose()
+        self.shared_wechat_token(appid).await
     }
 
     async fn lock_wechat_token_refresh(
