@@ -1973,27 +1973,31 @@ mod tests {
     use super::*;
     use sqlx::Row;
 
-    /// The claim runs on every poll of every worker: it must walk `deliveries_due` in
-    /// order and stop after `limit` rows, not sort every due row. SQLite has no statistics
-    /// here (no ANALYZE), so a new index can silently change its mind.
-    #[tokio::test]
-    async fn the_claim_and_next_due_queries_walk_the_due_index_without_sorting() {
+    /// The query plan SQLite makes for `sql` on a new store, its detail lines joined
+    /// (parameters left unbound: the plan does not depend on their values here).
+    async fn plan_of(sql: &str) -> String {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let path = dir.path().join("plan.db");
         let store = SqliteStore::open(&path.display().to_string())
             .await
             .expect("open the store");
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .fetch_all(&store.reader)
+            .await
+            .expect("explain the query")
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect();
+        plan.join("\n")
+    }
+
+    /// The claim runs on every poll of every worker: it must walk `deliveries_due` in
+    /// order and stop after `limit` rows, not sort every due row. SQLite has no statistics
+    /// here (no ANALYZE), so a new index can silently change its mind.
+    #[tokio::test]
+    async fn the_claim_and_next_due_queries_walk_the_due_index_without_sorting() {
         for sql in [CLAIM_CANDIDATES_SQL, NEXT_DUE_SQL] {
-            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .bind(0_i64)
-                .bind(10_i64)
-                .fetch_all(&store.reader)
-                .await
-                .expect("explain the query")
-                .iter()
-                .map(|row| row.get::<String, _>("detail"))
-                .collect();
-            let plan = plan.join("\n");
+            let plan = plan_of(sql).await;
             assert!(plan.contains("USING INDEX deliveries_due"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
@@ -2003,22 +2007,7 @@ mod tests {
     /// ties of one date are sorted), never a sort of the department's items.
     #[tokio::test]
     async fn the_latest_published_walk_the_publish_date_index() {
-        let dir = tempfile::tempdir().expect("create a temporary directory");
-        let path = dir.path().join("plan.db");
-        let store = SqliteStore::open(&path.display().to_string())
-            .await
-            .expect("open the store");
-        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {LATEST_PUBLISHED_SQL}"))
-            .bind(None::<String>)
-            .bind(15_i64)
-            .bind(DEFAULT_DEPARTMENT)
-            .fetch_all(&store.reader)
-            .await
-            .expect("explain the query")
-            .iter()
-            .map(|row| row.get::<String, _>("detail"))
-            .collect();
-        let plan = plan.join("\n");
+        let plan = plan_of(LATEST_PUBLISHED_SQL).await;
         assert!(
             plan.starts_with("SEARCH s USING INDEX disclosures_by_publish_date"),
             "{plan}"
@@ -2031,21 +2020,7 @@ mod tests {
     /// department's rows (no ANALYZE here, so the join order is written into the SQL).
     #[tokio::test]
     async fn search_hits_are_read_by_id_not_by_scanning_the_department() {
-        let dir = tempfile::tempdir().expect("create a temporary directory");
-        let path = dir.path().join("plan.db");
-        let store = SqliteStore::open(&path.display().to_string())
-            .await
-            .expect("open the store");
-        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {PUBLISHED_DOCS_SQL}"))
-            .bind("[1, 2]")
-            .bind(DEFAULT_DEPARTMENT)
-            .fetch_all(&store.reader)
-            .await
-            .expect("explain the query")
-            .iter()
-            .map(|row| row.get::<String, _>("detail"))
-            .collect();
-        let plan = plan.join("\n");
+        let plan = plan_of(PUBLISHED_DOCS_SQL).await;
         assert!(
             plan.starts_with("SEARCH sd USING INTEGER PRIMARY KEY"),
             "{plan}"
