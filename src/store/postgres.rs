@@ -20,15 +20,17 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, Context as _};
 use sqlx::error::ErrorKind;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::rows::{
     attempt_from_row, col, date_text, delivery_from_row, disclosure_cols, disclosure_from_row,
-    enum_col, from_ms, ms, not_found_delivery, opt_date, opt_ts, other, parse_date, truncate, ts,
+    enum_col, from_ms, ms, not_found_delivery, other, parse_date, published_items,
+    published_row_from_row, report_revision_from_row, truncate,
 };
+use super::shared_sql::published_filter;
 use super::*;
 
 /// The NOTIFY channel on which new due work is announced to every instance.
@@ -1154,31 +1156,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "listing revisions for the report"))?;
-        rows.iter()
-            .map(|row| {
-                let formed: String = col(row, "formed_date")?;
-                let first: String = col(row, "item_first_on")?;
-                let delivered: Option<String> = col(row, "delivered_on")?;
-                let valid_to: Option<String> = col(row, "valid_to")?;
-                Ok(ReportRevision {
-                    disclosure_id: col(row, "disclosure_id")?,
-                    revision: col(row, "revision")?,
-                    title: col(row, "title")?,
-                    category: col(row, "category")?,
-                    publish_date: opt_date(row, "publish_date")?,
-                    formed_date: parse_date(&formed, "formed_date")?,
-                    item_first_delivered_on: parse_date(&first, "item_first_on")?,
-                    delivered_on: delivered
-                        .map(|d| parse_date(&d, "delivered_on"))
-                        .transpose()?,
-                    art20_item: col(row, "art20_item")?,
-                    doc_kind: col(row, "doc_kind")?,
-                    validity: col(row, "validity")?,
-                    replaces: col(row, "replaces")?,
-                    valid_to: valid_to.map(|d| parse_date(&d, "valid_to")).transpose()?,
-                })
-            })
-            .collect()
+        rows.iter().map(report_revision_from_row).collect()
     }
 
     async fn list_published(&self, department: &str) -> StoreResult<Vec<PublishedRow>> {
@@ -1201,18 +1179,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| other(e, "listing published deliveries"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(PublishedRow {
-                    disclosure_id: col(row, "disclosure_id")?,
-                    category: col(row, "category")?,
-                    channel: col(row, "channel")?,
-                    kind: enum_col(row, "kind")?,
-                    publish_date: opt_date(row, "publish_date")?,
-                    first_delivered_at: ts(row, "first_delivered_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(published_row_from_row).collect()
     }
 
     async fn published_groups(&self, department: &str) -> StoreResult<Vec<PublishedGroup>> {
@@ -1737,46 +1704,6 @@ impl Store for PostgresStore {
         .map_err(|e| other(e, "listing the latest published disclosures"))?;
         published_items(&rows, limit)
     }
-}
-
-/// The latest delivered publish of a disclosure on a gov_site channel, not withdrawn
-/// (`d` = deliveries, `s` = disclosures), as in sqlite.rs.
-macro_rules! published_filter {
-    () => {
-        "s.withdrawn_at IS NULL
-           AND d.kind = 'gov_site' AND d.action = 'publish' AND d.status = 'delivered'
-           AND NOT EXISTS (
-               SELECT 1 FROM deliveries n
-               WHERE n.department = d.department AND n.disclosure_id = d.disclosure_id
-                 AND n.channel = d.channel
-                 AND n.action = 'publish' AND n.status = 'delivered' AND n.revision > d.revision)"
-    };
-}
-use published_filter;
-
-/// Rows of `search_published`/`latest_published`, one per disclosure, in order.
-fn published_items(rows: &[PgRow], limit: usize) -> StoreResult<Vec<PublishedItem>> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for r in rows {
-        let id: String = col(r, "disclosure_id")?;
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        out.push(PublishedItem {
-            disclosure_id: id,
-            revision: col(r, "revision")?,
-            title: col(r, "title")?,
-            category: col(r, "category")?,
-            publish_date: opt_date(r, "publish_date")?,
-            url: col(r, "url")?,
-            delivered_at: opt_ts(r, "delivered_at")?,
-        });
-        if out.len() == limit {
-            break;
-        }
-    }
-    Ok(out)
 }
 
 /// `store_payload` for one delivery, with the reason when it was not stored.

@@ -12,7 +12,10 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{AttemptRow, DeliveryRow, StoreError, StoreResult, StoredDisclosure};
+use super::{
+    AttemptRow, DeliveryRow, PublishedItem, PublishedRow, ReportRevision, StoreError, StoreResult,
+    StoredDisclosure,
+};
 
 /// The columns `delivery_from_row` reads, in a SELECT of `deliveries`.
 macro_rules! delivery_cols {
@@ -221,4 +224,68 @@ pub(super) fn attempt_from_row(row: &impl Columns) -> StoreResult<AttemptRow> {
         remote_id: col(row, "remote_id")?,
         duration_ms: col(row, "duration_ms")?,
     })
+}
+
+/// A row of the report's revision list (`report_revisions`).
+pub(super) fn report_revision_from_row(row: &impl Columns) -> StoreResult<ReportRevision> {
+    Ok(ReportRevision {
+        disclosure_id: col(row, "disclosure_id")?,
+        revision: col(row, "revision")?,
+        title: col(row, "title")?,
+        category: col(row, "category")?,
+        publish_date: opt_date(row, "publish_date")?,
+        formed_date: date(row, "formed_date")?,
+        item_first_delivered_on: date(row, "item_first_on")?,
+        delivered_on: opt_date(row, "delivered_on")?,
+        art20_item: col(row, "art20_item")?,
+        doc_kind: col(row, "doc_kind")?,
+        validity: col(row, "validity")?,
+        replaces: col(row, "replaces")?,
+        valid_to: opt_date(row, "valid_to")?,
+    })
+}
+
+/// A row of `list_published`: one item on one channel.
+pub(super) fn published_row_from_row(row: &impl Columns) -> StoreResult<PublishedRow> {
+    Ok(PublishedRow {
+        disclosure_id: col(row, "disclosure_id")?,
+        category: col(row, "category")?,
+        channel: col(row, "channel")?,
+        kind: enum_col(row, "kind")?,
+        publish_date: opt_date(row, "publish_date")?,
+        first_delivered_at: ts(row, "first_delivered_at")?,
+    })
+}
+
+/// A published item of the callback's answers (search hits, latest items).
+pub(super) fn published_item_from_row(row: &impl Columns) -> StoreResult<PublishedItem> {
+    Ok(PublishedItem {
+        disclosure_id: col(row, "disclosure_id")?,
+        revision: col(row, "revision")?,
+        title: col(row, "title")?,
+        category: col(row, "category")?,
+        publish_date: opt_date(row, "publish_date")?,
+        url: col(row, "url")?,
+        delivered_at: opt_ts(row, "delivered_at")?,
+    })
+}
+
+/// Rows of `search_published`/`latest_published`, one per disclosure (its first row), in
+/// order, at most `limit`.
+pub(super) fn published_items<R: Columns>(
+    rows: &[R],
+    limit: usize,
+) -> StoreResult<Vec<PublishedItem>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in rows {
+        if !seen.insert(col::<String>(r, "disclosure_id")?) {
+            continue;
+        }
+        out.push(published_item_from_row(r)?);
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
 }

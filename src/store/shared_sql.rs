@@ -13,6 +13,21 @@ use super::rows::*;
 use super::sqlite::SqliteStore;
 use super::*;
 
+/// The latest delivered publish of a disclosure on a gov_site channel, not withdrawn
+/// (`d` = deliveries, `s` = disclosures).
+macro_rules! published_filter {
+    () => {
+        "s.withdrawn_at IS NULL
+           AND d.kind = 'gov_site' AND d.action = 'publish' AND d.status = 'delivered'
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries n
+               WHERE n.department = d.department AND n.disclosure_id = d.disclosure_id
+                 AND n.channel = d.channel
+                 AND n.action = 'publish' AND n.status = 'delivered' AND n.revision > d.revision)"
+    };
+}
+pub(super) use published_filter;
+
 /// When the next delivery is due: the oldest due row that does not wait for an older
 /// sibling (in_flight rows are due when their lease ends).
 pub(super) const NEXT_DUE_SQL: &str = "SELECT d.next_attempt_at FROM deliveries d
