@@ -42,18 +42,24 @@ pub struct TestApp {
     _pg: Option<pg::TestDatabase>,
 }
 
+/// A sandbox with the website app of the demo's layout (`lay_out`).
 pub async fn spawn_sandbox() -> SandboxHandle {
-    sandbox::spawn(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        sandbox::SandboxConfig {
-            gov_site_apps: vec![sandbox::GovSiteApp {
-                app_key: "zpmzj".into(),
-                secret: SECRET.into(),
-            }],
-            ..Default::default()
-        },
-    )
+    spawn_sandbox_with(sandbox::SandboxConfig {
+        gov_site_apps: vec![site_app()],
+        ..Default::default()
+    })
     .await
+}
+
+fn site_app() -> sandbox::GovSiteApp {
+    sandbox::GovSiteApp {
+        app_key: "zpmzj".into(),
+        secret: SECRET.into(),
+    }
+}
+
+async fn spawn_sandbox_with(config: sandbox::SandboxConfig) -> SandboxHandle {
+    sandbox::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).await
 }
 
 /// The official account of the WeChat tests (callback and publishing).
@@ -64,22 +70,16 @@ pub const CB_TOKEN: &str = "cbtoken123";
 /// A sandbox with the website app and the official account `APPID`; the emulator finishes
 /// a publish job 10 ms after the submit.
 pub async fn spawn_wechat_sandbox() -> SandboxHandle {
-    sandbox::spawn(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        sandbox::SandboxConfig {
-            gov_site_apps: vec![sandbox::GovSiteApp {
-                app_key: "zpmzj".into(),
-                secret: SECRET.into(),
-            }],
-            wechat_apps: vec![sandbox::wechat::WechatApp {
-                appid: APPID.into(),
-                secret: APP_SECRET.into(),
-                callback_token: CB_TOKEN.into(),
-                callback_url: None,
-            }],
-            wechat_publish_delay_ms: Some(10),
-        },
-    )
+    spawn_sandbox_with(sandbox::SandboxConfig {
+        gov_site_apps: vec![site_app()],
+        wechat_apps: vec![sandbox::wechat::WechatApp {
+            appid: APPID.into(),
+            secret: APP_SECRET.into(),
+            callback_token: CB_TOKEN.into(),
+            callback_url: None,
+        }],
+        wechat_publish_delay_ms: Some(10),
+    })
     .await
 }
 
